@@ -1,0 +1,111 @@
+//! Endpoint settings: the attributes of `#[server_endpoint]`, overridable at runtime.
+
+use std::time::Duration;
+
+/// Default `max_message_size`: 64 KiB, per message after reassembling fragments.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
+/// Default heartbeat ping interval.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(30);
+/// Default time a peer has to answer a heartbeat ping.
+pub const DEFAULT_PONG_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The settings of one endpoint (JSR 356 `ServerEndpointConfig` plus what containers configure
+/// elsewhere: idle timeout, heartbeat).
+///
+/// The macro builds one from the `#[server_endpoint(...)]` attributes; the value returned by
+/// `MyEndpoint::endpoint()` lets the application override every field at runtime (from a config
+/// file or the environment) through [`EndpointService`](crate::EndpointService)'s builder methods.
+///
+/// ```
+/// use std::time::Duration;
+/// use ws_endpoint::EndpointConfig;
+/// let cfg = EndpointConfig::new("/echo")
+///     .max_message_size(1 << 20)
+///     .idle_timeout(Some(Duration::from_secs(60)));
+/// assert_eq!(cfg.max_text_message_size, 1 << 20);
+/// assert_eq!(cfg.max_binary_message_size, 1 << 20);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EndpointConfig {
+    /// The actix-web path template, e.g. `/chat/{room}`.
+    pub path: String,
+    /// Largest text message accepted, in bytes (after reassembling fragments).
+    pub max_text_message_size: usize,
+    /// Largest binary message accepted, in bytes (after reassembling fragments).
+    pub max_binary_message_size: usize,
+    /// Subprotocols the endpoint speaks, in order of preference for documentation; the client's
+    /// first offer that appears here is chosen.
+    pub subprotocols: Vec<String>,
+    /// Origins allowed besides the request's own (same-origin is always allowed; `"*"` allows any).
+    pub allowed_origins: Vec<String>,
+    /// Close a session with 1001 after this long without a data message either way (or a ping
+    /// from the peer). `None`: never.
+    pub idle_timeout: Option<Duration>,
+    /// Send a ping this often. `None`: no heartbeat.
+    pub ping_interval: Option<Duration>,
+    /// A peer that does not answer a heartbeat ping within this time is considered dead.
+    pub pong_timeout: Duration,
+}
+
+impl EndpointConfig {
+    /// The defaults for an endpoint at `path`: 64 KiB messages, no subprotocols, same-origin
+    /// only, no idle timeout, a ping every 30 s answered within 10 s.
+    pub fn new(path: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            max_text_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_binary_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            subprotocols: Vec::new(),
+            allowed_origins: Vec::new(),
+            idle_timeout: None,
+            ping_interval: Some(DEFAULT_PING_INTERVAL),
+            pong_timeout: DEFAULT_PONG_TIMEOUT,
+        }
+    }
+
+    /// Sets the limit for both text and binary messages.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_text_message_size = bytes;
+        self.max_binary_message_size = bytes;
+        self
+    }
+
+    /// Sets the limit for text messages only.
+    pub fn max_text_message_size(mut self, bytes: usize) -> Self {
+        self.max_text_message_size = bytes;
+        self
+    }
+
+    /// Sets the limit for binary messages only.
+    pub fn max_binary_message_size(mut self, bytes: usize) -> Self {
+        self.max_binary_message_size = bytes;
+        self
+    }
+
+    /// Sets the subprotocols.
+    pub fn subprotocols<S: Into<String>>(mut self, protocols: impl IntoIterator<Item = S>) -> Self {
+        self.subprotocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the allowed cross origins (e.g. `https://app.example`; `"*"` for any).
+    pub fn allowed_origins<S: Into<String>>(mut self, origins: impl IntoIterator<Item = S>) -> Self {
+        self.allowed_origins = origins.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the idle timeout.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets the heartbeat: a ping every `interval` (`None` disables it), answered within
+    /// `pong_timeout`.
+    pub fn heartbeat(mut self, interval: Option<Duration>, pong_timeout: Duration) -> Self {
+        self.ping_interval = interval;
+        self.pong_timeout = pong_timeout;
+        self
+    }
+}

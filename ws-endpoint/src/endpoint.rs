@@ -1,0 +1,253 @@
+//! The endpoint contract the macro implements ([`Endpoint`]) and the actix-web service it is
+//! served by ([`EndpointService`]).
+
+use std::{any::TypeId, future::Future, marker::PhantomData, sync::Arc, time::Duration};
+
+use actix_web::{
+    dev::{AppService, HttpServiceFactory},
+    web, FromRequest, HttpRequest, HttpResponse,
+};
+
+use crate::{
+    close::CloseReason,
+    config::EndpointConfig,
+    connection,
+    error::EndpointError,
+    frame::{FrameReader, Limits},
+    handshake,
+    message::Incoming,
+    registry,
+    session::Session,
+};
+
+/// What `#[server_endpoint]` implements for an annotated impl. Not meant to be implemented by
+/// hand; its items may change between minor versions.
+#[doc(hidden)]
+pub trait Endpoint: Sized + 'static {
+    /// The actix-web extractors `on_open` takes, as a tuple.
+    type OpenArgs: FromRequest + 'static;
+    /// Whether there is a text / binary / pong `on_message` handler.
+    const TEXT: bool;
+    /// See [`Endpoint::TEXT`].
+    const BINARY: bool;
+    /// See [`Endpoint::TEXT`].
+    const PONG: bool;
+    /// Whether there is an `on_error` handler.
+    const ON_ERROR: bool;
+
+    /// The settings from the attributes.
+    fn config() -> EndpointConfig;
+    /// A fresh instance for a new connection.
+    fn create() -> Self;
+    /// Parses every `#[path_param]` of every handler; `Err` is the 400 response body.
+    fn check_path_params(req: &HttpRequest) -> Result<(), String>;
+
+    /// Runs the `on_open` handler.
+    fn on_open(
+        &mut self,
+        session: &Session,
+        args: Self::OpenArgs,
+    ) -> impl Future<Output = Result<(), EndpointError>>;
+    /// Runs the `on_message` handler for the message's kind and sends back its return value.
+    fn on_message(
+        &mut self,
+        session: &Session,
+        msg: Incoming,
+    ) -> impl Future<Output = Result<(), EndpointError>>;
+    /// Runs the `on_close` handler.
+    fn on_close(&mut self, session: &Session, reason: CloseReason) -> impl Future<Output = ()>;
+    /// Runs the `on_error` handler.
+    fn on_error(&mut self, session: &Session, err: EndpointError) -> impl Future<Output = ()>;
+}
+
+/// The actix-web service of one endpoint, returned by `MyEndpoint::endpoint()`.
+///
+/// Register it with `App::new().service(MyEndpoint::endpoint())`. Every attribute of
+/// `#[server_endpoint]` can be overridden here at runtime, e.g. from a config file or the
+/// environment.
+///
+/// ```
+/// use std::time::Duration;
+/// use ws_endpoint::prelude::*;
+///
+/// #[derive(Default)]
+/// struct Echo;
+///
+/// #[server_endpoint("/echo", max_message_size = 4096)]
+/// impl Echo {
+///     #[on_message]
+///     fn text(&mut self, msg: String) -> String { msg }
+/// }
+///
+/// let service = Echo::endpoint()
+///     .path("/v2/echo")
+///     .max_message_size(1 << 20)
+///     .idle_timeout(Duration::from_secs(300));
+/// assert_eq!(service.config().path, "/v2/echo");
+/// let app = actix_web::App::new().service(service);
+/// ```
+pub struct EndpointService<E> {
+    config: EndpointConfig,
+    _endpoint: PhantomData<fn() -> E>,
+}
+
+impl<E: Endpoint> EndpointService<E> {
+    #[doc(hidden)]
+    pub fn new() -> Self {
+        Self {
+            config: E::config(),
+            _endpoint: PhantomData,
+        }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &EndpointConfig {
+        &self.config
+    }
+
+    /// Replaces all settings (start from [`config`](Self::config) to keep the attributes).
+    pub fn with_config(mut self, config: EndpointConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Serves the endpoint at another path. The path must keep the template's `{params}`.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.config.path = path.into();
+        self
+    }
+
+    /// Sets the limit for text and binary messages.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.config = self.config.max_message_size(bytes);
+        self
+    }
+
+    /// Sets the limit for text messages.
+    pub fn max_text_message_size(mut self, bytes: usize) -> Self {
+        self.config.max_text_message_size = bytes;
+        self
+    }
+
+    /// Sets the limit for binary messages.
+    pub fn max_binary_message_size(mut self, bytes: usize) -> Self {
+        self.config.max_binary_message_size = bytes;
+        self
+    }
+
+    /// Sets the subprotocols.
+    pub fn subprotocols<S: Into<String>>(mut self, protocols: impl IntoIterator<Item = S>) -> Self {
+        self.config = self.config.subprotocols(protocols);
+        self
+    }
+
+    /// Sets the allowed cross origins (`"*"` for any).
+    pub fn allowed_origins<S: Into<String>>(mut self, origins: impl IntoIterator<Item = S>) -> Self {
+        self.config = self.config.allowed_origins(origins);
+        self
+    }
+
+    /// Sets the idle timeout.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// Disables the idle timeout.
+    pub fn no_idle_timeout(mut self) -> Self {
+        self.config.idle_timeout = None;
+        self
+    }
+
+    /// Sets the heartbeat: a ping every `interval`, answered within `pong_timeout`.
+    pub fn heartbeat(mut self, interval: Duration, pong_timeout: Duration) -> Self {
+        self.config = self.config.heartbeat(Some(interval), pong_timeout);
+        self
+    }
+
+    /// Disables the heartbeat.
+    pub fn no_heartbeat(mut self) -> Self {
+        self.config.ping_interval = None;
+        self
+    }
+}
+
+impl<E: Endpoint> Default for EndpointService<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<E> std::fmt::Debug for EndpointService<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointService")
+            .field("endpoint", &std::any::type_name::<E>())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// Settings of one registered endpoint, stored in the resource's app data.
+struct Settings<E> {
+    config: Arc<EndpointConfig>,
+    protocols: Vec<String>,
+    _endpoint: PhantomData<fn() -> E>,
+}
+
+impl<E: Endpoint> HttpServiceFactory for EndpointService<E> {
+    fn register(self, config: &mut AppService) {
+        let settings = Settings::<E> {
+            protocols: self.config.subprotocols.clone(),
+            config: Arc::new(self.config),
+            _endpoint: PhantomData,
+        };
+        let path = settings.config.path.clone();
+        web::resource(path)
+            .app_data(web::Data::new(settings))
+            .route(web::get().to(upgrade::<E>))
+            .register(config)
+    }
+}
+
+/// The actix-web handler: validates the handshake, runs the extractors, upgrades, and spawns the
+/// connection task.
+async fn upgrade<E: Endpoint>(
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, actix_web::Error> {
+    let Some(settings) = req.app_data::<web::Data<Settings<E>>>().cloned() else {
+        return Ok(HttpResponse::InternalServerError().body("ws-endpoint: settings missing"));
+    };
+    let config = settings.config.clone();
+
+    if let Err(refusal) = handshake::check(&req, &config) {
+        return Ok(refusal);
+    }
+    if let Err(message) = E::check_path_params(&req) {
+        return Ok(HttpResponse::BadRequest().body(message));
+    }
+
+    let mut payload = payload.into_inner();
+    let args = E::OpenArgs::from_request(&req, &mut payload)
+        .await
+        .map_err(Into::into)?;
+
+    // actix-ws performs the handshake and owns the send side; the receive side is ours
+    // (see `frame`), so actix-ws gets an empty payload.
+    let empty = web::Payload::from_request(&req, &mut actix_web::dev::Payload::None).await?;
+    let protocols: Vec<&str> = settings.protocols.iter().map(String::as_str).collect();
+    let (response, sender, _unused_stream) =
+        actix_ws::handle_with_protocols(&req, empty, &protocols)?;
+
+    let info = handshake::info(&req, &response);
+    let session = Session::new(TypeId::of::<E>(), sender, info);
+    registry::register(&session);
+
+    let limits = Limits {
+        text: E::TEXT.then_some(config.max_text_message_size),
+        binary: E::BINARY.then_some(config.max_binary_message_size),
+    };
+    let reader = FrameReader::new(payload, limits);
+    actix_web::rt::spawn(connection::run::<E>(session, reader, config, args));
+    Ok(response)
+}

@@ -1,0 +1,163 @@
+//! Errors handed to `#[on_error]` ([`EndpointError`]) and returned by sends ([`SendError`]).
+
+use std::{error::Error as StdError, fmt};
+
+/// Which kind of data message a frame or handler is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageKind {
+    /// A text message (opcode 1), UTF-8.
+    Text,
+    /// A binary message (opcode 2).
+    Binary,
+    /// A pong control frame (opcode 10).
+    Pong,
+}
+
+impl fmt::Display for MessageKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MessageKind::Text => "text",
+            MessageKind::Binary => "binary",
+            MessageKind::Pong => "pong",
+        })
+    }
+}
+
+/// What went wrong in a session; the argument of an `#[on_error]` handler (JSR 356 `@OnError`'s
+/// `Throwable`).
+///
+/// Which errors keep the session open and which close it is part of the contract:
+///
+/// | variant | session |
+/// | --- | --- |
+/// | [`Decode`](Self::Decode), [`Handler`](Self::Handler), [`PathParam`](Self::PathParam) | stays open |
+/// | [`MessageTooBig`](Self::MessageTooBig) | closed with 1009 |
+/// | [`InvalidUtf8`](Self::InvalidUtf8) | closed with 1007 |
+/// | [`Unsupported`](Self::Unsupported) | closed with 1003 |
+/// | [`Protocol`](Self::Protocol) | closed with 1002 |
+/// | [`Panic`](Self::Panic) | closed with 1011 |
+///
+/// ```
+/// use ws_endpoint::EndpointError;
+/// let err = EndpointError::MessageTooBig { size: 70_000, limit: 65_536 };
+/// assert_eq!(err.close_code(), Some(1009));
+/// assert!(err.to_string().contains("65536"));
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum EndpointError {
+    /// A message (after reassembling its fragments) is larger than `max_message_size`.
+    /// `size` is what the peer announced so far; the payload is not read.
+    MessageTooBig {
+        /// Bytes the message would have had, at least.
+        size: u64,
+        /// The limit in force for this kind of message.
+        limit: usize,
+    },
+    /// A text message (or a close reason) was not valid UTF-8.
+    InvalidUtf8,
+    /// A message of a kind the endpoint has no `#[on_message]` handler for.
+    Unsupported(MessageKind),
+    /// The peer broke RFC 6455 (unmasked frame, reserved bits, bad opcode, bad close code, …).
+    Protocol(String),
+    /// A payload (`Json<T>`, a path parameter re-read in a handler, …) did not decode.
+    Decode(Box<dyn StdError + Send + Sync>),
+    /// A `#[path_param]` could not be parsed (only possible when a handler names a parameter the
+    /// handshake did not validate).
+    PathParam {
+        /// The template name.
+        name: &'static str,
+        /// What the parser said.
+        message: String,
+    },
+    /// A handler returned `Err(e)`; the session stays open.
+    Handler(Box<dyn StdError + Send + Sync>),
+    /// A handler panicked; the message is the panic payload when it was a string.
+    Panic(String),
+    /// Sending a handler's return value failed.
+    Send(SendError),
+}
+
+impl EndpointError {
+    /// The close code this error closes the session with, or `None` when the session stays open.
+    pub fn close_code(&self) -> Option<u16> {
+        match self {
+            EndpointError::MessageTooBig { .. } => Some(1009),
+            EndpointError::InvalidUtf8 => Some(1007),
+            EndpointError::Unsupported(_) => Some(1003),
+            EndpointError::Protocol(_) => Some(1002),
+            EndpointError::Panic(_) => Some(1011),
+            _ => None,
+        }
+    }
+
+    /// Wraps any error as [`EndpointError::Handler`].
+    pub fn handler(err: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        EndpointError::Handler(err.into())
+    }
+}
+
+impl fmt::Display for EndpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EndpointError::MessageTooBig { size, limit } => write!(
+                f,
+                "message too big: at least {size} bytes, the limit is {limit} bytes"
+            ),
+            EndpointError::InvalidUtf8 => f.write_str("text message is not valid UTF-8"),
+            EndpointError::Unsupported(kind) => {
+                write!(f, "this endpoint does not accept {kind} messages")
+            }
+            EndpointError::Protocol(msg) => write!(f, "protocol error: {msg}"),
+            EndpointError::Decode(err) => write!(f, "could not decode message: {err}"),
+            EndpointError::PathParam { name, message } => {
+                write!(f, "path parameter `{name}` did not parse: {message}")
+            }
+            EndpointError::Handler(err) => write!(f, "handler error: {err}"),
+            EndpointError::Panic(msg) => write!(f, "handler panicked: {msg}"),
+            EndpointError::Send(err) => write!(f, "could not send the reply: {err}"),
+        }
+    }
+}
+
+impl StdError for EndpointError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            EndpointError::Decode(e) | EndpointError::Handler(e) => Some(&**e),
+            EndpointError::Send(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<SendError> for EndpointError {
+    fn from(err: SendError) -> Self {
+        EndpointError::Send(err)
+    }
+}
+
+/// A send on a [`Session`](crate::Session) failed.
+///
+/// ```
+/// use ws_endpoint::SendError;
+/// assert_eq!(SendError::Closed.to_string(), "the session is closed");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The session is closed (or closing); nothing was sent.
+    Closed,
+    /// The value could not be encoded (e.g. `serde_json` refused it); nothing was sent.
+    Encode(String),
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Closed => f.write_str("the session is closed"),
+            SendError::Encode(msg) => write!(f, "could not encode the message: {msg}"),
+        }
+    }
+}
+
+impl StdError for SendError {}

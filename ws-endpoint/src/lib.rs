@@ -1,0 +1,89 @@
+//! # ws-endpoint
+//!
+//! Declare actix-web WebSocket endpoints the way Jakarta WebSocket (JSR 356) does with
+//! `@ServerEndpoint`: put [`#[server_endpoint]`](server_endpoint) on an impl, mark its handlers
+//! with [`#[on_open]`](on_open), [`#[on_message]`](on_message), [`#[on_close]`](on_close) and
+//! [`#[on_error]`](on_error), and serve it with `App::new().service(MyEndpoint::endpoint())`.
+//! The receive loop, message limits, close handshake, idle timeout and heartbeat are done for you,
+//! with the close codes of RFC 6455.
+//!
+//! ```no_run
+//! use ws_endpoint::prelude::*;
+//!
+//! #[derive(Default)]
+//! struct Echo;
+//!
+//! #[server_endpoint("/echo/{name}", max_message_size = 65536)]
+//! impl Echo {
+//!     #[on_open]
+//!     async fn open(&mut self, session: &Session, #[path_param] name: String) {
+//!         let _ = session.text(format!("hello {name}")).await;
+//!     }
+//!
+//!     #[on_message]
+//!     async fn text(&mut self, msg: String) -> String {
+//!         msg // the returned value is sent back
+//!     }
+//!
+//!     #[on_close]
+//!     fn close(&mut self, reason: CloseReason) {
+//!         tracing::info!(%reason, "closed");
+//!     }
+//! }
+//!
+//! #[actix_web::main]
+//! async fn main() -> std::io::Result<()> {
+//!     HttpServer::new(|| App::new().service(Echo::endpoint()))
+//!         .with_ws_defaults()
+//!         .bind(("127.0.0.1", 8080))?
+//!         .run()
+//!         .await
+//! }
+//! ```
+//!
+//! One endpoint instance is created per connection; its handlers never run concurrently and see
+//! messages in arrival order. The README has the attribute reference, the behaviour table (which
+//! close code when) and the JSR 356 name map.
+
+#![warn(missing_docs)]
+
+mod close;
+mod config;
+mod connection;
+mod endpoint;
+mod error;
+mod frame;
+mod handshake;
+mod message;
+mod registry;
+mod server;
+mod session;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use crate::{
+    close::{CloseCode, CloseReason},
+    config::{
+        EndpointConfig, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_PING_INTERVAL, DEFAULT_PONG_TIMEOUT,
+    },
+    endpoint::EndpointService,
+    error::{EndpointError, MessageKind, SendError},
+    message::{HandlerReturn, Json, MessagePayload, Pong, Sendable},
+    registry::{all_open_sessions, open_session_count, shutdown},
+    server::{shutdown_on_signal, WsServerExt},
+    session::{Session, SessionId},
+};
+pub use bytes::Bytes;
+pub use ws_endpoint_macros::{on_close, on_error, on_message, on_open, path_param, server_endpoint};
+
+/// The common imports: the attributes, [`Session`], [`CloseReason`], [`Json`], [`Bytes`],
+/// and actix-web's `web`, `App` and `HttpServer`.
+pub mod prelude {
+    pub use crate::{
+        on_close, on_error, on_message, on_open, path_param, server_endpoint, Bytes, CloseCode,
+        CloseReason, EndpointError, Json, Pong, Session, WsServerExt,
+    };
+    pub use actix_web::{web, App, HttpRequest, HttpServer};
+}

@@ -1,0 +1,100 @@
+//! The process-wide table of open sessions: `open_sessions()`, counts, and graceful shutdown.
+
+use std::{
+    any::TypeId,
+    collections::HashMap,
+    sync::{LazyLock, Mutex},
+    time::Duration,
+};
+
+use tokio::sync::watch;
+
+use crate::{
+    close::{CloseCode, CloseReason},
+    session::{Session, SessionId},
+};
+
+struct Registry {
+    sessions: Mutex<HashMap<SessionId, Session>>,
+    count: watch::Sender<usize>,
+}
+
+static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
+    sessions: Mutex::new(HashMap::new()),
+    count: watch::channel(0).0,
+});
+
+fn table() -> std::sync::MutexGuard<'static, HashMap<SessionId, Session>> {
+    REGISTRY
+        .sessions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn register(session: &Session) {
+    let mut t = table();
+    t.insert(session.id(), session.clone());
+    REGISTRY.count.send_replace(t.len());
+}
+
+pub(crate) fn unregister(id: SessionId) {
+    let mut t = table();
+    t.remove(&id);
+    REGISTRY.count.send_replace(t.len());
+}
+
+pub(crate) fn sessions_of(endpoint: TypeId) -> Vec<Session> {
+    table()
+        .values()
+        .filter(|s| s.inner.endpoint == endpoint)
+        .cloned()
+        .collect()
+}
+
+/// Number of sessions open in this process, all endpoints together.
+///
+/// A session counts from the moment its handshake succeeded until its `on_close` has returned.
+///
+/// ```
+/// assert_eq!(ws_endpoint::open_session_count(), 0);
+/// ```
+pub fn open_session_count() -> usize {
+    *REGISTRY.count.borrow()
+}
+
+/// A snapshot of every open session in this process, all endpoints together.
+pub fn all_open_sessions() -> Vec<Session> {
+    table().values().cloned().collect()
+}
+
+/// Closes every open session with 1001 ("server shutting down") and waits until each one's
+/// `on_close` has run, or `grace` has passed. Returns how many sessions were still open when it
+/// gave up (0 when all closed in time).
+///
+/// Call it before stopping the server; [`WsServerExt::with_ws_shutdown`](crate::WsServerExt)
+/// wires it to Ctrl-C / SIGTERM for you.
+///
+/// ```no_run
+/// # async fn f(handle: actix_web::dev::ServerHandle) {
+/// ws_endpoint::shutdown(std::time::Duration::from_secs(5)).await;
+/// handle.stop(true).await;
+/// # }
+/// ```
+pub async fn shutdown(grace: Duration) -> usize {
+    let reason = CloseReason::new(CloseCode::Away, "server shutting down");
+    let mut rx = REGISTRY.count.subscribe();
+    let closes = all_open_sessions().into_iter().map(|session| {
+        let reason = reason.clone();
+        async move {
+            let _ = session.close(reason).await;
+        }
+    });
+    let all_closed = async {
+        futures_util::future::join_all(closes).await;
+        let _ = rx.wait_for(|n| *n == 0).await;
+    };
+    match tokio::time::timeout(grace, all_closed).await {
+        Ok(()) => 0,
+        Err(_) => open_session_count(),
+    }
+}

@@ -1,0 +1,106 @@
+//! Server-level settings a WebSocket application wants: a short close linger and a shutdown that
+//! closes every session with 1001.
+
+use std::{fmt, time::Duration};
+
+use actix_http::{Request, Response};
+use actix_web::{
+    body::MessageBody,
+    dev::{AppConfig, Service, ServiceFactory},
+    HttpServer,
+};
+use actix_service::IntoServiceFactory;
+
+/// How long a closed connection lingers, waiting for the peer's FIN, before the server closes
+/// the socket (actix-web's default, 1 s, keeps every closed WebSocket open that long).
+pub const CLOSE_LINGER: Duration = Duration::from_millis(100);
+
+/// Waits for Ctrl-C or SIGTERM, then closes every session with 1001 (waiting up to `grace` for
+/// their `on_close` handlers). Pass it to `HttpServer::shutdown_signal` when you configure the
+/// server yourself.
+///
+/// ```no_run
+/// # use ws_endpoint::prelude::*;
+/// # async fn f() -> std::io::Result<()> {
+/// HttpServer::new(|| App::new())
+///     .shutdown_signal(ws_endpoint::shutdown_on_signal(std::time::Duration::from_secs(5)))
+///     .bind(("127.0.0.1", 8080))?
+///     .run()
+///     .await
+/// # }
+/// ```
+pub async fn shutdown_on_signal(grace: Duration) {
+    wait_for_signal().await;
+    let left = crate::registry::shutdown(grace).await;
+    if left > 0 {
+        tracing::warn!(left, "sessions still open after the shutdown grace period");
+    }
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Extension methods for `actix_web::HttpServer`.
+///
+/// ```no_run
+/// use ws_endpoint::prelude::*;
+/// # #[actix_web::main]
+/// # async fn main() -> std::io::Result<()> {
+/// HttpServer::new(|| App::new())
+///     .with_ws_defaults()
+///     .bind(("127.0.0.1", 8080))?
+///     .run()
+///     .await
+/// # }
+/// ```
+pub trait WsServerExt: Sized {
+    /// [`CLOSE_LINGER`] instead of actix-web's 1 s after a close, and
+    /// [`with_ws_shutdown`](Self::with_ws_shutdown) with a 5 s grace period.
+    fn with_ws_defaults(self) -> Self;
+
+    /// On Ctrl-C or SIGTERM, close every session with 1001, wait up to `grace` for their
+    /// `on_close`, then stop the server gracefully. (Without it, actix-web stops on Ctrl-C without
+    /// closing WebSockets, and waits 30 s for them on SIGTERM.)
+    fn with_ws_shutdown(self, grace: Duration) -> Self;
+}
+
+impl<F, I, S, B> WsServerExt for HttpServer<F, I, S, B>
+where
+    F: Fn() -> I + Send + Clone + 'static,
+    I: IntoServiceFactory<S, Request>,
+    S: ServiceFactory<Request, Config = AppConfig> + 'static,
+    S::Error: Into<actix_web::Error> + 'static,
+    S::InitError: fmt::Debug,
+    S::Response: Into<Response<B>> + 'static,
+    <S::Service as Service<Request>>::Future: 'static,
+    S::Service: 'static,
+    B: MessageBody + 'static,
+{
+    fn with_ws_defaults(self) -> Self {
+        self.client_disconnect_timeout(CLOSE_LINGER)
+            .with_ws_shutdown(Duration::from_secs(5))
+    }
+
+    fn with_ws_shutdown(self, grace: Duration) -> Self {
+        self.shutdown_signal(shutdown_on_signal(grace))
+            .shutdown_timeout(grace.as_secs() + 1)
+    }
+}
