@@ -59,3 +59,28 @@ pub fn assert_return<R: HandlerReturn>() {}
 pub fn assert_extractor<T: FromRequest>() {}
 /// See [`assert_payload`].
 pub fn assert_path_param<T: FromStr>() {}
+
+/// The return type of `endpoint()` when the endpoint did not compile (never constructed).
+pub enum Fallback {}
+
+/// Applies an `#[on_message(max_message_size = N)]` to its kind.
+pub fn set_limit(config: &mut crate::EndpointConfig, kind: MessageKind, bytes: usize) {
+    match kind {
+        MessageKind::Text => config.max_text_message_size = bytes,
+        MessageKind::Binary => config.max_binary_message_size = bytes,
+        MessageKind::Pong => {}
+    }
+}
+
+/// Logs an error nobody handles.
+pub fn log_error(session: &Session, err: &EndpointError) {
+    tracing::warn!(session = %session.id(), path = session.path(), error = %err,
+        "WebSocket endpoint error (no #[on_error] handler)");
+}
+
+/// Handles what an `on_close` handler returned: nothing can be sent any more; errors are logged.
+pub fn finish<R: HandlerReturn>(session: &Session, ret: R) {
+    if let Err(err) = ret.into_reply() {
+        log_error(session, &err);
+    }
+}
