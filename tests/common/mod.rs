@@ -70,7 +70,8 @@ impl TestServer {
     }
 
     pub async fn stop(mut self) {
-        self.handle.stop(true).await;
+        // Not graceful: a graceful stop would wait for the open WebSockets.
+        self.handle.stop(false).await;
         if let Some(t) = self.thread.take() {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
