@@ -236,7 +236,9 @@ impl FromRequest for ApiKey {
         std::future::ready(if ok {
             Ok(ApiKey)
         } else {
-            Err(actix_web::error::ErrorUnauthorized("missing or wrong x-api-key"))
+            Err(actix_web::error::ErrorUnauthorized(
+                "missing or wrong x-api-key",
+            ))
         })
     }
 }
@@ -334,7 +336,10 @@ async fn peer_close_is_echoed_and_on_close_runs_once() {
     raw.send_frame(0x88, &payload).await;
     assert_eq!(raw.expect_close().await.0, 4001, "close code echoed");
     let took = raw.expect_eof().await;
-    assert!(took < Duration::from_millis(900), "TCP closed after {took:?}");
+    assert!(
+        took < Duration::from_millis(900),
+        "TCP closed after {took:?}"
+    );
     assert_eq!(srv.log.wait_for("close:").await, "close:4001:done");
     settle().await;
     assert_eq!(srv.log.count("close:"), 1, "{:?}", srv.log.events());
@@ -371,9 +376,14 @@ async fn oversized_text_is_1009_with_on_error_then_on_close() {
         srv.log.wait_for("close:").await;
         srv.log.events()
     };
-    let err = events.iter().position(|e| e.starts_with("error:message too big"));
+    let err = events
+        .iter()
+        .position(|e| e.starts_with("error:message too big"));
     let close = events.iter().position(|e| e.starts_with("close:1009"));
-    assert!(err.is_some() && close.is_some() && err < close, "{events:?}");
+    assert!(
+        err.is_some() && close.is_some() && err < close,
+        "{events:?}"
+    );
     srv.stop().await;
 }
 
@@ -401,7 +411,10 @@ async fn oversized_frame_is_refused_on_its_header_without_the_payload() {
     let started = Instant::now();
     assert_eq!(raw.expect_close().await.0, 1009);
     assert!(started.elapsed() < Duration::from_secs(2));
-    assert_eq!(srv.log.wait_for("close:").await.split(':').nth(1), Some("1009"));
+    assert_eq!(
+        srv.log.wait_for("close:").await.split(':').nth(1),
+        Some("1009")
+    );
     srv.stop().await;
 }
 
@@ -433,7 +446,9 @@ async fn invalid_utf8_is_1007_even_before_the_last_fragment() {
     raw.send_frame(0x01, &euro[..1]).await;
     raw.send_frame(0x80, &euro[1..]).await;
     match raw.read_frame().await {
-        RawFrame::Frame { opcode: 1, payload, .. } => assert_eq!(payload, euro),
+        RawFrame::Frame {
+            opcode: 1, payload, ..
+        } => assert_eq!(payload, euro),
         other => panic!("expected the echo, got {other:?}"),
     }
     srv.stop().await;
@@ -456,7 +471,11 @@ async fn json_that_does_not_decode_goes_to_on_error_and_the_session_stays_open()
     let mut ws = connect(&srv.url("/calc")).await;
     send_text(&mut ws, "{not json").await;
     assert_eq!(recv_text(&mut ws).await, "bad request"); // on_error's return value
-    assert!(srv.log.wait_for("error:").await.contains("could not decode"));
+    assert!(srv
+        .log
+        .wait_for("error:")
+        .await
+        .contains("could not decode"));
     send_text(&mut ws, r#"{"a": 2, "b": 40}"#).await;
     assert_eq!(recv_text(&mut ws).await, r#"{"sum":42}"#);
     srv.stop().await;
@@ -469,7 +488,10 @@ async fn handler_err_goes_to_on_error_and_the_session_stays_open() {
     send_text(&mut ws, "err").await;
     send_text(&mut ws, "still here").await;
     assert_eq!(recv_text(&mut ws).await, "still here");
-    assert_eq!(srv.log.wait_for("error:").await, "error:handler error: oops");
+    assert_eq!(
+        srv.log.wait_for("error:").await,
+        "error:handler error: oops"
+    );
     assert_eq!(srv.log.count("close:"), 0);
     srv.stop().await;
 }
@@ -528,7 +550,10 @@ async fn idle_timeout_closes_with_1001_and_traffic_keeps_it_open() {
     let quiet = Instant::now();
     assert_eq!(expect_close(&mut ws).await, (1001, "idle timeout".into()));
     let waited = quiet.elapsed();
-    assert!(waited >= Duration::from_millis(250), "closed after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(250),
+        "closed after {waited:?}"
+    );
     assert_eq!(srv.log.wait_for("close:").await, "close:1001:idle timeout");
     srv.stop().await;
 }
@@ -558,7 +583,10 @@ async fn a_vanished_peer_gives_on_close_1006_once() {
     let raw = Raw::connect(srv.addr, "/probe/1").await;
     srv.log.wait_for("open:").await;
     drop(raw);
-    assert_eq!(srv.log.wait_for("close:").await, "close:1006:connection lost");
+    assert_eq!(
+        srv.log.wait_for("close:").await,
+        "close:1006:connection lost"
+    );
     settle().await;
     assert_eq!(srv.log.count("close:"), 1);
     srv.stop().await;
@@ -600,11 +628,18 @@ async fn subprotocol_is_the_clients_first_offer_the_endpoint_lists() {
 
     let (status, head) = http_request(
         srv.addr,
-        &upgrade_request(srv.addr, "/probe/1", "Sec-WebSocket-Protocol: graphql-ws\r\n"),
+        &upgrade_request(
+            srv.addr,
+            "/probe/1",
+            "Sec-WebSocket-Protocol: graphql-ws\r\n",
+        ),
     )
     .await;
     assert_eq!(status, 101);
-    assert!(!head.to_ascii_lowercase().contains("sec-websocket-protocol"), "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("sec-websocket-protocol"),
+        "{head}"
+    );
     srv.stop().await;
 }
 
@@ -618,7 +653,10 @@ async fn origin_is_same_origin_by_default_widened_by_allowed_origins() {
         async move { http_request(host, &req).await.0 }
     };
     assert_eq!(status("/probe/1", String::new()).await, 101, "no Origin");
-    assert_eq!(status("/probe/1", format!("Origin: http://{host}\r\n")).await, 101);
+    assert_eq!(
+        status("/probe/1", format!("Origin: http://{host}\r\n")).await,
+        101
+    );
     let (code, body) = http_request(host, &up("/probe/1", "Origin: http://evil.test\r\n")).await;
     assert_eq!(code, 403);
     assert!(body.contains("origin"), "{body}");
@@ -705,10 +743,7 @@ async fn session_is_usable_from_another_thread() {
     ws.close(None).await.unwrap();
     srv.log.wait_for("close:").await;
     assert!(!session.is_open());
-    assert_eq!(
-        session.text("x").await,
-        Err(ws_endpoint::SendError::Closed)
-    );
+    assert_eq!(session.text("x").await, Err(ws_endpoint::SendError::Closed));
     srv.stop().await;
 }
 
@@ -729,7 +764,10 @@ async fn a_reader_that_never_reads_does_not_grow_server_memory() {
         session.binary(Bytes::from_static(b"one more")),
     )
     .await;
-    assert!(blocked.is_err(), "a send to a stalled reader should wait, not queue without bound");
+    assert!(
+        blocked.is_err(),
+        "a send to a stalled reader should wait, not queue without bound"
+    );
     drop(raw);
     srv.stop().await;
 }

@@ -37,7 +37,10 @@ impl Log {
 
     /// Events starting with `prefix`.
     pub fn count(&self, prefix: &str) -> usize {
-        self.events().iter().filter(|e| e.starts_with(prefix)).count()
+        self.events()
+            .iter()
+            .filter(|e| e.starts_with(prefix))
+            .count()
     }
 
     /// Waits (up to 5 s) until an event starting with `prefix` is logged; returns it.
@@ -132,10 +135,13 @@ fn ws_endpoint_close_linger() -> Duration {
 }
 
 pub async fn connect(url: &str) -> Ws {
-    let (ws, _resp) = tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(url))
-        .await
-        .expect("connect timed out")
-        .expect("handshake failed");
+    let (ws, _resp) = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio_tungstenite::connect_async(url),
+    )
+    .await
+    .expect("connect timed out")
+    .expect("handshake failed");
     ws
 }
 
@@ -202,7 +208,11 @@ pub struct Raw {
 /// What a raw read saw.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RawFrame {
-    Frame { opcode: u8, fin: bool, payload: Vec<u8> },
+    Frame {
+        opcode: u8,
+        fin: bool,
+        payload: Vec<u8>,
+    },
     Eof,
 }
 
@@ -273,7 +283,10 @@ impl Raw {
             buf.extend_from_slice(&chunk[..n]);
             if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 let head = String::from_utf8_lossy(&buf[..pos]).to_string();
-                assert!(head.starts_with("HTTP/1.1 101"), "handshake refused: {head}");
+                assert!(
+                    head.starts_with("HTTP/1.1 101"),
+                    "handshake refused: {head}"
+                );
                 buf.drain(..pos + 4);
                 return Raw { stream, buf };
             }
@@ -357,7 +370,9 @@ impl Raw {
     pub async fn expect_close(&mut self) -> (u16, String) {
         loop {
             match self.read_frame().await {
-                RawFrame::Frame { opcode: 8, payload, .. } => {
+                RawFrame::Frame {
+                    opcode: 8, payload, ..
+                } => {
                     if payload.len() < 2 {
                         return (1005, String::new());
                     }
@@ -373,12 +388,10 @@ impl Raw {
     /// After the close frame: the server closes the TCP connection; returns how long it took.
     pub async fn expect_eof(&mut self) -> Duration {
         let start = Instant::now();
-        loop {
-            match self.read_frame().await {
-                RawFrame::Eof => return start.elapsed(),
-                RawFrame::Frame { opcode, .. } => {
-                    panic!("unexpected frame (opcode {opcode}) after close")
-                }
+        match self.read_frame().await {
+            RawFrame::Eof => start.elapsed(),
+            RawFrame::Frame { opcode, .. } => {
+                panic!("unexpected frame (opcode {opcode}) after close")
             }
         }
     }

@@ -4,8 +4,7 @@ use darling::{ast::NestedMeta, FromMeta};
 use proc_macro2::Span;
 use quote::ToTokens;
 use syn::{
-    spanned::Spanned, Attribute, FnArg, ImplItem, ImplItemFn, ItemImpl, Meta, Pat, ReturnType,
-    Type,
+    spanned::Spanned, Attribute, FnArg, ImplItem, ImplItemFn, ItemImpl, Meta, Pat, ReturnType, Type,
 };
 
 use crate::attr::{MessageArgs, Size};
@@ -52,7 +51,7 @@ pub enum PayloadKind {
 
 pub enum Param {
     Session { by_ref: bool },
-    PathParam { name: String, ty: Type, span: Span },
+    Path { name: String, ty: Type, span: Span },
     Payload { ty: Type },
     Extractor { ty: Type },
     CloseReason,
@@ -66,7 +65,7 @@ pub struct Handler {
     pub has_receiver: bool,
     pub params: Vec<Param>,
     pub output: ReturnType,
-    pub attr_span: Span,
+    pub attr: Attribute,
     pub max_message_size: Option<Size>,
 }
 
@@ -210,18 +209,13 @@ fn handler(method: &mut ImplItemFn, errors: &mut darling::error::Accumulator) ->
             }
         }
         (meta, _) => errors.push(
-            syn::Error::new_spanned(
-                meta,
-                format!("#[{}] takes no arguments", kind.attr_name()),
-            )
-            .into(),
+            syn::Error::new_spanned(meta, format!("#[{}] takes no arguments", kind.attr_name()))
+                .into(),
         ),
     }
 
     if !sig.generics.params.is_empty() {
-        errors.push(
-            syn::Error::new_spanned(&sig.generics, "handlers cannot be generic").into(),
-        );
+        errors.push(syn::Error::new_spanned(&sig.generics, "handlers cannot be generic").into());
     }
 
     let mut has_receiver = false;
@@ -251,7 +245,9 @@ fn handler(method: &mut ImplItemFn, errors: &mut darling::error::Accumulator) ->
             let name = match path_param_name(&attr) {
                 Ok(Some(name)) => Some(name),
                 Ok(None) => match &*pt.pat {
-                    Pat::Ident(pi) => Some(pi.ident.to_string().trim_start_matches("r#").to_owned()),
+                    Pat::Ident(pi) => {
+                        Some(pi.ident.to_string().trim_start_matches("r#").to_owned())
+                    }
                     other => {
                         errors.push(
                             syn::Error::new_spanned(
@@ -269,7 +265,7 @@ fn handler(method: &mut ImplItemFn, errors: &mut darling::error::Accumulator) ->
                 }
             };
             if let Some(name) = name {
-                params.push(Param::PathParam {
+                params.push(Param::Path {
                     name,
                     ty,
                     span: pt.pat.span(),
@@ -350,8 +346,7 @@ fn handler(method: &mut ImplItemFn, errors: &mut darling::error::Accumulator) ->
         has_receiver,
         params,
         output: sig.output.clone(),
-        attr_span: attr.span(),
+        attr: attr.clone(),
         max_message_size,
     })
 }
-

@@ -14,10 +14,8 @@ pub struct Size(pub usize);
 impl FromMeta for Size {
     fn from_value(value: &Lit) -> darling::Result<Self> {
         let err = || {
-            darling::Error::custom(
-                "expected a size in bytes, such as 65536, \"64KiB\" or \"1MiB\"",
-            )
-            .with_span(value)
+            darling::Error::custom("expected a size in bytes, such as 65536, \"64KiB\" or \"1MiB\"")
+                .with_span(value)
         };
         match value {
             Lit::Int(i) => i.base10_parse::<usize>().map(Size).map_err(|_| err()),

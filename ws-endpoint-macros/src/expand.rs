@@ -62,8 +62,8 @@ fn check_duplicates(handlers: &[Handler], errors: &mut darling::error::Accumulat
         if let Some(first) = of_kind.next() {
             for dup in of_kind {
                 errors.push(
-                    syn::Error::new(
-                        dup.attr_span,
+                    syn::Error::new_spanned(
+                        &dup.attr.meta,
                         format!(
                             "a second #[{}] handler: `{}` already handles it (one per endpoint)",
                             kind.attr_name(),
@@ -75,7 +75,10 @@ fn check_duplicates(handlers: &[Handler], errors: &mut darling::error::Accumulat
             }
         }
     }
-    let messages: Vec<&Handler> = handlers.iter().filter(|h| h.kind == Kind::Message).collect();
+    let messages: Vec<&Handler> = handlers
+        .iter()
+        .filter(|h| h.kind == Kind::Message)
+        .collect();
     for (i, h) in messages.iter().enumerate() {
         let Some(ty) = h.payload() else { continue };
         let kind = ast::payload_kind(ty);
@@ -113,7 +116,7 @@ fn check_path_params(
 ) {
     for h in handlers {
         for p in &h.params {
-            let Param::PathParam { name, span, .. } = p else {
+            let Param::Path { name, span, .. } = p else {
                 continue;
             };
             if names.iter().any(|n| n == name) {
@@ -160,17 +163,10 @@ fn fallback(item: &ItemImpl) -> TokenStream {
         #item
         impl #self_ty {
             #[allow(dead_code)]
-            pub fn endpoint() -> ::ws_endpoint::__private::Fallback {
+            pub fn endpoint() -> ::ws_endpoint::EndpointService<::ws_endpoint::__private::FallbackEndpoint> {
                 ::core::unreachable!()
             }
         }
-    }
-}
-
-fn output_type(output: &ReturnType) -> Option<&Type> {
-    match output {
-        ReturnType::Default => None,
-        ReturnType::Type(_, ty) => Some(ty),
     }
 }
 
@@ -179,6 +175,11 @@ struct Call {
     prelude: TokenStream,
     /// The handler call, awaited if async, bound to `__ret`.
     call: TokenStream,
+    /// `reply(__session, __ret).await`, spanned at the return type so that a return type that
+    /// cannot be sent is reported there.
+    reply: TokenStream,
+    /// `finish(__session, __ret)`, likewise.
+    finish: TokenStream,
 }
 
 /// Builds the call of one handler. `on_bad_param` is what to do when a path parameter fails to
@@ -193,10 +194,10 @@ fn call(h: &Handler, extractor_vars: &[syn::Ident], on_bad_param: &TokenStream) 
             Param::Session { by_ref: false } => {
                 args.push(quote!(::core::clone::Clone::clone(__session)))
             }
-            Param::PathParam { name, ty, .. } => {
+            Param::Path { name, ty, .. } => {
                 let var = format_ident!("__path_{}", i);
                 prelude.extend(quote! {
-                    let #var: #ty = match ::ws_endpoint::__private::path_param::<#ty>(__session, #name) {
+                    let #var: #ty = match ::ws_endpoint::__private::parse_path::<#ty>(__session.path_param(#name), #name) {
                         ::core::result::Result::Ok(v) => v,
                         ::core::result::Result::Err(__e) => { #on_bad_param }
                     };
@@ -226,10 +227,26 @@ fn call(h: &Handler, extractor_vars: &[syn::Ident], on_bad_param: &TokenStream) 
     let call = quote_spanned! {ret_span=>
         let __ret = #target(#(#args),*) #await_;
     };
-    Call { prelude, call }
+    let reply = quote_spanned! {ret_span=>
+        ::ws_endpoint::__private::reply(__session, __ret).await
+    };
+    let finish = quote_spanned! {ret_span=>
+        ::ws_endpoint::__private::finish(__session, __ret)
+    };
+    Call {
+        prelude,
+        call,
+        reply,
+        finish,
+    }
 }
 
-fn expand(args: &ServerEndpoint, item: &ItemImpl, handlers: &[Handler], _fb: TokenStream) -> TokenStream {
+fn expand(
+    args: &ServerEndpoint,
+    item: &ItemImpl,
+    handlers: &[Handler],
+    _fb: TokenStream,
+) -> TokenStream {
     let self_ty = &item.self_ty;
     let path = &args.path;
     let a = &args.args;
@@ -285,7 +302,10 @@ fn expand(args: &ServerEndpoint, item: &ItemImpl, handlers: &[Handler], _fb: Tok
         });
     }
 
-    let messages: Vec<&Handler> = handlers.iter().filter(|h| h.kind == Kind::Message).collect();
+    let messages: Vec<&Handler> = handlers
+        .iter()
+        .filter(|h| h.kind == Kind::Message)
+        .collect();
     for h in &messages {
         if let (Some(size), Some(ty)) = (h.max_message_size, h.payload()) {
             let n = size.0;
@@ -297,24 +317,15 @@ fn expand(args: &ServerEndpoint, item: &ItemImpl, handlers: &[Handler], _fb: Tok
 
     // ---- compile-time checks, spanned at the user's tokens ----
     let mut checks = TokenStream::new();
+    // (Payload, path-parameter and return types are checked where they are used, with the
+    // user's spans; extractors are also checked by the `OpenArgs` bound, whose error points at
+    // the attribute, so this one points at the parameter.)
     for h in handlers {
-        if let Some(ty) = output_type(&h.output) {
-            checks.extend(quote_spanned! {ty.span()=>
-                ::ws_endpoint::__private::assert_return::<#ty>();
-            });
-        }
         for p in &h.params {
-            match p {
-                Param::Payload { ty } => checks.extend(quote_spanned! {ty.span()=>
-                    ::ws_endpoint::__private::assert_payload::<#ty>();
-                }),
-                Param::Extractor { ty } => checks.extend(quote_spanned! {ty.span()=>
+            if let Param::Extractor { ty } = p {
+                checks.extend(quote_spanned! {ty.span()=>
                     ::ws_endpoint::__private::assert_extractor::<#ty>();
-                }),
-                Param::PathParam { ty, .. } => checks.extend(quote_spanned! {ty.span()=>
-                    ::ws_endpoint::__private::assert_path_param::<#ty>();
-                }),
-                _ => {}
+                });
             }
         }
     }
@@ -356,14 +367,18 @@ fn expand(args: &ServerEndpoint, item: &ItemImpl, handlers: &[Handler], _fb: Tok
     let mut seen = Vec::new();
     for h in handlers {
         for p in &h.params {
-            if let Param::PathParam { name, ty, .. } = p {
+            if let Param::Path { name, ty, .. } = p {
                 let key = (name.clone(), quote!(#ty).to_string());
                 if seen.contains(&key) {
                     continue;
                 }
                 seen.push(key);
                 path_checks.extend(quote! {
-                    ::ws_endpoint::__private::check_path_param::<#ty>(__req, #name)?;
+                    if let ::core::result::Result::Err(__e) = ::ws_endpoint::__private::parse_path::<#ty>(
+                        ::ws_endpoint::__private::request_path_param(__req, #name), #name,
+                    ) {
+                        return ::core::result::Result::Err(::ws_endpoint::__private::path_error(__e));
+                    }
                 });
             }
         }
@@ -381,16 +396,24 @@ fn expand(args: &ServerEndpoint, item: &ItemImpl, handlers: &[Handler], _fb: Tok
                     _ => None,
                 })
                 .collect();
-            let vars: Vec<syn::Ident> = (0..tys.len()).map(|i| format_ident!("__ext_{}", i)).collect();
+            let vars: Vec<syn::Ident> = (0..tys.len())
+                .map(|i| format_ident!("__ext_{}", i))
+                .collect();
             let bad = quote!(return ::core::result::Result::Err(__e););
-            let Call { prelude, call } = call(h, &vars, &bad);
+            let Call {
+                prelude,
+                call,
+                reply,
+                ..
+            } = call(h, &vars, &bad);
+            let open_span = h.ident.span();
             (
-                quote!((#(#tys,)*)),
+                quote_spanned!(open_span=> (#(#tys,)*)),
                 quote! {
                     let (#(#vars,)*) = __args;
                     #prelude
                     #call
-                    ::ws_endpoint::__private::reply(__session, __ret).await
+                    #reply
                 },
             )
         }
@@ -408,13 +431,18 @@ fn expand(args: &ServerEndpoint, item: &ItemImpl, handlers: &[Handler], _fb: Tok
     for h in &messages {
         let Some(ty) = h.payload() else { continue };
         let bad = quote!(return ::core::result::Result::Err(__e););
-        let Call { prelude, call } = call(h, &[], &bad);
+        let Call {
+            prelude,
+            call,
+            reply,
+            ..
+        } = call(h, &[], &bad);
         on_message.extend(quote! {
             if ::ws_endpoint::__private::same_kind(__kind, ::ws_endpoint::__private::kind_of::<#ty>()) {
                 let __payload = <#ty as ::ws_endpoint::__private::MessagePayload>::from_incoming(__msg)?;
                 #prelude
                 #call
-                return ::ws_endpoint::__private::reply(__session, __ret).await;
+                return #reply;
             }
         });
     }
@@ -426,22 +454,32 @@ fn expand(args: &ServerEndpoint, item: &ItemImpl, handlers: &[Handler], _fb: Tok
     };
     let on_close = match handlers.iter().find(|h| h.kind == Kind::Close) {
         Some(h) => {
-            let Call { prelude, call } = call(h, &[], &log_bad);
+            let Call {
+                prelude,
+                call,
+                finish,
+                ..
+            } = call(h, &[], &log_bad);
             quote! {
                 #prelude
                 #call
-                ::ws_endpoint::__private::finish(__session, __ret);
+                #finish;
             }
         }
         None => quote!(let _ = __reason;),
     };
     let on_error = match handlers.iter().find(|h| h.kind == Kind::Error) {
         Some(h) => {
-            let Call { prelude, call } = call(h, &[], &log_bad);
+            let Call {
+                prelude,
+                call,
+                reply,
+                ..
+            } = call(h, &[], &log_bad);
             quote! {
                 #prelude
                 #call
-                if let ::core::result::Result::Err(__e) = ::ws_endpoint::__private::reply(__session, __ret).await {
+                if let ::core::result::Result::Err(__e) = #reply {
                     ::ws_endpoint::__private::log_error(__session, &__e);
                 }
             }

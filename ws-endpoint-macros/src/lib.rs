@@ -45,7 +45,7 @@ pub fn server_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {
                 #item
                 impl #self_ty {
                     #[allow(dead_code)]
-                    pub fn endpoint() -> ::ws_endpoint::__private::Fallback {
+                    pub fn endpoint() -> ::ws_endpoint::EndpointService<::ws_endpoint::__private::FallbackEndpoint> {
                         ::core::unreachable!()
                     }
                 }

@@ -42,10 +42,7 @@ pub fn path_template(lit: &LitStr) -> syn::Result<Vec<String>> {
                         "malformed path template \"{path}\": empty parameter name at position {start}"
                     ));
                 }
-                if !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-                {
+                if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                     return fail(format!(
                         "malformed path template \"{path}\": parameter name `{name}` may only contain letters, digits and `_`"
                     ));
@@ -84,9 +81,8 @@ pub fn path_template(lit: &LitStr) -> syn::Result<Vec<String>> {
 pub fn subprotocol(lit: &LitStr) -> syn::Result<()> {
     let v = lit.value();
     let ok = !v.is_empty()
-        && v.chars().all(|c| {
-            c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
-        });
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c));
     if ok {
         Ok(())
     } else {

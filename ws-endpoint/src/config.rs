@@ -90,7 +90,10 @@ impl EndpointConfig {
     }
 
     /// Sets the allowed cross origins (e.g. `https://app.example`; `"*"` for any).
-    pub fn allowed_origins<S: Into<String>>(mut self, origins: impl IntoIterator<Item = S>) -> Self {
+    pub fn allowed_origins<S: Into<String>>(
+        mut self,
+        origins: impl IntoIterator<Item = S>,
+    ) -> Self {
         self.allowed_origins = origins.into_iter().map(Into::into).collect();
         self
     }

@@ -144,9 +144,15 @@ pub(crate) async fn run<E: Endpoint>(
     let mut ep = match std::panic::catch_unwind(E::create) {
         Ok(ep) => ep,
         Err(panic) => {
-            tracing::error!(panic = panic_message(panic), "creating the endpoint panicked");
-            close_with(&session, CloseReason::new(CloseCode::Error, "internal server error"))
-                .await;
+            tracing::error!(
+                panic = panic_message(panic),
+                "creating the endpoint panicked"
+            );
+            close_with(
+                &session,
+                CloseReason::new(CloseCode::Error, "internal server error"),
+            )
+            .await;
             return;
         }
     };
@@ -157,7 +163,15 @@ pub(crate) async fn run<E: Endpoint>(
             report(&mut ep, &session, err).await;
             receive(&mut ep, &session, &mut reader, &config).await
         }
-        Err(panic) => fail(&mut ep, &session, EndpointError::Panic(panic), CloseCode::Error).await,
+        Err(panic) => {
+            fail(
+                &mut ep,
+                &session,
+                EndpointError::Panic(panic),
+                CloseCode::Error,
+            )
+            .await
+        }
     };
     drop(reader);
 
@@ -244,11 +258,7 @@ async fn receive<E: Endpoint>(
     }
 }
 
-async fn on_read_error<E: Endpoint>(
-    ep: &mut E,
-    session: &Session,
-    err: ReadError,
-) -> CloseReason {
+async fn on_read_error<E: Endpoint>(ep: &mut E, session: &Session, err: ReadError) -> CloseReason {
     match err {
         ReadError::Eof => {
             let reason = CloseReason::abnormal("connection lost");
@@ -269,7 +279,13 @@ async fn on_read_error<E: Endpoint>(
             fail(ep, session, err, CloseCode::Unsupported).await
         }
         ReadError::Protocol(msg) => {
-            fail(ep, session, EndpointError::Protocol(msg), CloseCode::Protocol).await
+            fail(
+                ep,
+                session,
+                EndpointError::Protocol(msg),
+                CloseCode::Protocol,
+            )
+            .await
         }
     }
 }
@@ -288,7 +304,9 @@ async fn on_timer(session: &Session, timers: &mut Timers) -> Option<CloseReason>
     }
     if let Some(deadline) = timers.idle_deadline(session) {
         if now >= deadline {
-            return Some(close_with(session, CloseReason::new(CloseCode::Away, "idle timeout")).await);
+            return Some(
+                close_with(session, CloseReason::new(CloseCode::Away, "idle timeout")).await,
+            );
         }
     }
     if let (Some(at), Some(interval)) = (timers.next_ping, timers.ping_interval) {
@@ -298,7 +316,10 @@ async fn on_timer(session: &Session, timers: &mut Timers) -> Option<CloseReason>
             timers.pong_due = Some(due);
             // A peer whose queue is so full that even the ping cannot be queued before the
             // deadline is as dead as one that does not answer.
-            if timeout_at(due.into(), session.ping(b"ws-endpoint")).await.is_err() {
+            if timeout_at(due.into(), session.ping(b"ws-endpoint"))
+                .await
+                .is_err()
+            {
                 let reason = CloseReason::abnormal("peer stopped reading");
                 return Some(session.inner.abort(reason.clone()).unwrap_or(reason));
             }

@@ -142,7 +142,10 @@ impl<E: Endpoint> EndpointService<E> {
     }
 
     /// Sets the allowed cross origins (`"*"` for any).
-    pub fn allowed_origins<S: Into<String>>(mut self, origins: impl IntoIterator<Item = S>) -> Self {
+    pub fn allowed_origins<S: Into<String>>(
+        mut self,
+        origins: impl IntoIterator<Item = S>,
+    ) -> Self {
         self.config = self.config.allowed_origins(origins);
         self
     }
@@ -220,7 +223,7 @@ async fn upgrade<E: Endpoint>(
     };
     let config = settings.config.clone();
 
-    if let Err(refusal) = handshake::check(&req, &config) {
+    if let Some(refusal) = handshake::refusal(&req, &config) {
         return Ok(refusal);
     }
     if let Err(message) = E::check_path_params(&req) {

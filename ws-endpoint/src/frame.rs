@@ -97,7 +97,9 @@ fn peek_header(buf: &[u8]) -> Result<Option<Header>, ReadError> {
             raw.copy_from_slice(&buf[2..10]);
             let len = u64::from_be_bytes(raw);
             if len >> 63 != 0 {
-                return Err(ReadError::Protocol("payload length has its top bit set".into()));
+                return Err(ReadError::Protocol(
+                    "payload length has its top bit set".into(),
+                ));
             }
             len
         }
@@ -136,7 +138,9 @@ fn into_string(data: BytesMut) -> Result<String, ReadError> {
 fn parse_close(data: &[u8]) -> Result<Option<WireCloseReason>, ReadError> {
     match data.len() {
         0 => Ok(None),
-        1 => Err(ReadError::Protocol("close frame with a 1-byte payload".into())),
+        1 => Err(ReadError::Protocol(
+            "close frame with a 1-byte payload".into(),
+        )),
         _ => {
             let raw = u16::from_be_bytes([data[0], data[1]]);
             if !matches!(raw, 1000..=1003 | 1007..=1014 | 3000..=4999) {
@@ -330,7 +334,13 @@ mod tests {
     #[test]
     fn close_codes_are_validated() {
         assert!(parse_close(&[0x03, 0xe8]).unwrap().is_some()); // 1000
-        assert!(matches!(parse_close(&[0x03, 0xed]), Err(ReadError::Protocol(_)))); // 1005
-        assert_eq!(parse_close(&[0x03, 0xe8, 0xff]), Err(ReadError::InvalidUtf8));
+        assert!(matches!(
+            parse_close(&[0x03, 0xed]),
+            Err(ReadError::Protocol(_))
+        )); // 1005
+        assert_eq!(
+            parse_close(&[0x03, 0xe8, 0xff]),
+            Err(ReadError::InvalidUtf8)
+        );
     }
 }

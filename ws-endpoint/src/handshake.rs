@@ -8,21 +8,25 @@ use actix_web::{
 
 use crate::{config::EndpointConfig, session::HandshakeInfo};
 
-/// `Ok` when the request may be upgraded; otherwise the HTTP response refusing it.
-pub(crate) fn check(req: &HttpRequest, config: &EndpointConfig) -> Result<(), HttpResponse> {
+/// `None` when the request may be upgraded; otherwise the HTTP response refusing it.
+pub(crate) fn refusal(req: &HttpRequest, config: &EndpointConfig) -> Option<HttpResponse> {
     if let Err(err) = actix_http::ws::verify_handshake(req.head()) {
-        return Err(refuse(err));
+        return Some(refuse(err));
     }
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
         if !origin_allowed(origin, req, &config.allowed_origins) {
-            tracing::debug!(origin, path = req.path(), "WebSocket handshake refused: origin");
-            return Err(HttpResponse::Forbidden().body(format!(
+            tracing::debug!(
+                origin,
+                path = req.path(),
+                "WebSocket handshake refused: origin"
+            );
+            return Some(HttpResponse::Forbidden().body(format!(
                 "WebSocket handshake refused: origin `{origin}` is not allowed for this endpoint"
             )));
         }
     }
-    Ok(())
+    None
 }
 
 fn refuse(err: HandshakeError) -> HttpResponse {
@@ -101,16 +105,36 @@ mod tests {
 
     #[test]
     fn same_origin_is_allowed_by_host() {
-        assert!(origin_allowed("http://localhost:8080", &req("localhost:8080"), &[]));
-        assert!(origin_allowed("https://LOCALHOST:8080", &req("localhost:8080"), &[]));
-        assert!(!origin_allowed("http://evil.test", &req("localhost:8080"), &[]));
+        assert!(origin_allowed(
+            "http://localhost:8080",
+            &req("localhost:8080"),
+            &[]
+        ));
+        assert!(origin_allowed(
+            "https://LOCALHOST:8080",
+            &req("localhost:8080"),
+            &[]
+        ));
+        assert!(!origin_allowed(
+            "http://evil.test",
+            &req("localhost:8080"),
+            &[]
+        ));
         assert!(!origin_allowed("null", &req("localhost:8080"), &[]));
     }
 
     #[test]
     fn listed_origins_and_star_widen_it() {
         let allowed = vec!["http://app.test".to_string()];
-        assert!(origin_allowed("http://app.test", &req("api.test"), &allowed));
-        assert!(origin_allowed("http://x.test", &req("api.test"), &["*".into()]));
+        assert!(origin_allowed(
+            "http://app.test",
+            &req("api.test"),
+            &allowed
+        ));
+        assert!(origin_allowed(
+            "http://x.test",
+            &req("api.test"),
+            &["*".into()]
+        ));
     }
 }

@@ -76,7 +76,9 @@ pub use crate::{
     session::{Session, SessionId},
 };
 pub use bytes::Bytes;
-pub use ws_endpoint_macros::{on_close, on_error, on_message, on_open, path_param, server_endpoint};
+pub use ws_endpoint_macros::{
+    on_close, on_error, on_message, on_open, path_param, server_endpoint,
+};
 
 /// The common imports: the attributes, [`Session`], [`CloseReason`], [`Json`], [`Bytes`],
 /// and actix-web's `web`, `App` and `HttpServer`.

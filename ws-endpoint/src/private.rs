@@ -20,25 +20,34 @@ pub async fn reply<R: HandlerReturn>(session: &Session, ret: R) -> Result<(), En
     }
 }
 
-/// Handshake-time check of one `#[path_param]`.
-pub fn check_path_param<T: FromStr>(req: &HttpRequest, name: &str) -> Result<(), String> {
-    match req.match_info().get(name) {
-        Some(raw) if raw.parse::<T>().is_ok() => Ok(()),
-        Some(raw) => Err(format!(
-            "invalid path parameter `{name}`: `{raw}` is not a valid {}",
-            std::any::type_name::<T>()
-        )),
-        None => Err(format!("missing path parameter `{name}`")),
-    }
-}
-
-/// Handler-time value of one `#[path_param]` (validated at the handshake).
-pub fn path_param<T: FromStr>(session: &Session, name: &'static str) -> Result<T, EndpointError> {
-    let raw = session.path_param(name).unwrap_or_default();
+/// Parses one `#[path_param]` value. The same function serves the handshake check and the
+/// handler call, so a type that is not `FromStr` gives one error.
+pub fn parse_path<T: FromStr>(raw: Option<&str>, name: &'static str) -> Result<T, EndpointError> {
+    let Some(raw) = raw else {
+        return Err(EndpointError::PathParam {
+            name,
+            message: "missing from the request path".into(),
+        });
+    };
     raw.parse::<T>().map_err(|_| EndpointError::PathParam {
         name,
         message: format!("`{raw}` is not a valid {}", std::any::type_name::<T>()),
     })
+}
+
+/// The raw value of a path parameter at the handshake.
+pub fn request_path_param<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.match_info().get(name)
+}
+
+/// Turns a path parameter error into the 400 body.
+pub fn path_error(err: EndpointError) -> String {
+    match err {
+        EndpointError::PathParam { name, message } => {
+            format!("invalid path parameter `{name}`: {message}")
+        }
+        other => other.to_string(),
+    }
 }
 
 /// The kind of a payload type, for the dispatcher.
@@ -51,17 +60,37 @@ pub const fn same_kind(a: MessageKind, b: MessageKind) -> bool {
     a as u8 == b as u8
 }
 
-/// Compile-time checks the macro emits with the user's spans.
-pub fn assert_payload<P: MessagePayload>() {}
-/// See [`assert_payload`].
-pub fn assert_return<R: HandlerReturn>() {}
-/// See [`assert_payload`].
+/// Compile-time check the macro emits with the user's span.
 pub fn assert_extractor<T: FromRequest>() {}
-/// See [`assert_payload`].
-pub fn assert_path_param<T: FromStr>() {}
 
-/// The return type of `endpoint()` when the endpoint did not compile (never constructed).
-pub enum Fallback {}
+/// What `endpoint()` is built on when the endpoint did not compile, so that the user's other
+/// code type-checks and only the real mistake is reported. Never served.
+pub struct FallbackEndpoint;
+
+impl Endpoint for FallbackEndpoint {
+    type OpenArgs = ();
+    const TEXT: bool = false;
+    const BINARY: bool = false;
+    const PONG: bool = false;
+    const ON_ERROR: bool = false;
+    fn config() -> crate::EndpointConfig {
+        crate::EndpointConfig::new("/")
+    }
+    fn create() -> Self {
+        FallbackEndpoint
+    }
+    fn check_path_params(_: &HttpRequest) -> Result<(), String> {
+        Err("this endpoint did not compile".into())
+    }
+    async fn on_open(&mut self, _: &Session, _: ()) -> Result<(), EndpointError> {
+        Ok(())
+    }
+    async fn on_message(&mut self, _: &Session, msg: Incoming) -> Result<(), EndpointError> {
+        Err(EndpointError::Unsupported(msg.kind()))
+    }
+    async fn on_close(&mut self, _: &Session, _: crate::CloseReason) {}
+    async fn on_error(&mut self, _: &Session, _: EndpointError) {}
+}
 
 /// Applies an `#[on_message(max_message_size = N)]` to its kind.
 pub fn set_limit(config: &mut crate::EndpointConfig, kind: MessageKind, bytes: usize) {

@@ -25,10 +25,7 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
 });
 
 fn table() -> std::sync::MutexGuard<'static, HashMap<SessionId, Session>> {
-    REGISTRY
-        .sessions
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
+    REGISTRY.sessions.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 pub(crate) fn register(session: &Session) {

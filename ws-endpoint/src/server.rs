@@ -4,12 +4,12 @@
 use std::{fmt, time::Duration};
 
 use actix_http::{Request, Response};
+use actix_service::IntoServiceFactory;
 use actix_web::{
     body::MessageBody,
     dev::{AppConfig, Service, ServiceFactory},
     HttpServer,
 };
-use actix_service::IntoServiceFactory;
 
 /// How long a closed connection lingers, waiting for the peer's FIN, before the server closes
 /// the socket (actix-web's default, 1 s, keeps every closed WebSocket open that long).

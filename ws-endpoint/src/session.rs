@@ -111,11 +111,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Session {
-    pub(crate) fn new(
-        endpoint: TypeId,
-        sender: actix_ws::Session,
-        info: HandshakeInfo,
-    ) -> Session {
+    pub(crate) fn new(endpoint: TypeId, sender: actix_ws::Session, info: HandshakeInfo) -> Session {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Session {
             inner: Arc::new(Inner {
@@ -169,18 +165,8 @@ impl Session {
     }
 
     /// One path parameter parsed with `FromStr`.
-    pub fn parse_path_param<T: FromStr>(&self, name: &'static str) -> Result<T, EndpointError>
-    where
-        T::Err: fmt::Display,
-    {
-        let raw = self.path_param(name).ok_or_else(|| EndpointError::PathParam {
-            name,
-            message: "not in the path template".into(),
-        })?;
-        raw.parse().map_err(|e: T::Err| EndpointError::PathParam {
-            name,
-            message: e.to_string(),
-        })
+    pub fn parse_path_param<T: FromStr>(&self, name: &'static str) -> Result<T, EndpointError> {
+        crate::__private::parse_path(self.path_param(name), name)
     }
 
     /// The subprotocol chosen in the handshake (`getNegotiatedSubprotocol`), if any.
@@ -238,7 +224,10 @@ impl Session {
     }
 
     /// Runs `f` on the property of type `T` (mutable, in place), or on `None` if unset.
-    pub fn with_property<T: Send + Sync + 'static, R>(&self, f: impl FnOnce(Option<&mut T>) -> R) -> R {
+    pub fn with_property<T: Send + Sync + 'static, R>(
+        &self,
+        f: impl FnOnce(Option<&mut T>) -> R,
+    ) -> R {
         let mut props = lock(&self.inner.properties);
         f(props
             .get_mut(&TypeId::of::<T>())

@@ -1,0 +1,179 @@
+//! The chat example (`examples/chat.rs`), compiled into this test and driven over real
+//! WebSockets on 127.0.0.1: the page, rooms, nicknames, join / leave notices, broadcasts and
+//! error replies.
+
+#[path = "../examples/chat.rs"]
+mod chat;
+mod common;
+
+use actix_web::web;
+use common::*;
+use serde_json::{json, Value};
+
+fn start_chat() -> TestServer {
+    start(chat::configure(web::Data::new(chat::Rooms::default())))
+}
+
+/// The next message, parsed as JSON.
+async fn event(ws: &mut Ws) -> Value {
+    let text = recv_text(ws).await;
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Joins `room` (as `nick`, if given) and checks the welcome; returns the socket and the
+/// nickname the server gave.
+async fn join(srv: &TestServer, room: &str, nick: Option<&str>) -> (Ws, String) {
+    let path = match nick {
+        Some(nick) => format!("/chat/{room}?nick={nick}"),
+        None => format!("/chat/{room}"),
+    };
+    let mut ws = connect(&srv.url(&path)).await;
+    let welcome = event(&mut ws).await;
+    assert_eq!(welcome["kind"], "welcome", "{welcome}");
+    assert_eq!(welcome["room"], room, "{welcome}");
+    let given = welcome["nick"].as_str().expect("nick").to_owned();
+    if let Some(nick) = nick {
+        assert_eq!(given, nick);
+    }
+    (ws, given)
+}
+
+async fn say(ws: &mut Ws, text: &str) {
+    send_text(ws, &json!({ "text": text }).to_string()).await;
+}
+
+#[tokio::test]
+async fn the_page_is_served_at_the_root() {
+    let srv = start_chat();
+    let (status, response) = http_request(
+        srv.addr,
+        &format!(
+            "GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            srv.addr
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{response}");
+    let lower = response.to_ascii_lowercase();
+    assert!(
+        lower.contains("content-type: text/html"),
+        "content type: {response}"
+    );
+    assert!(lower.contains("<!doctype html>"), "{response}");
+    assert!(
+        response.contains("/chat/"),
+        "the page connects to /chat/{{room}}"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn joins_messages_and_leaves_stay_in_their_room() {
+    let srv = start_chat();
+    let (mut ada, _) = join(&srv, "lobby", Some("ada")).await;
+    let (mut bob, _) = join(&srv, "lobby", Some("bob")).await;
+    let (mut carol, _) = join(&srv, "kitchen", Some("carol")).await;
+
+    // bob's arrival is announced to ada, with who is there now
+    assert_eq!(
+        event(&mut ada).await,
+        json!({ "kind": "join", "room": "lobby", "nick": "bob", "members": ["ada", "bob"] })
+    );
+
+    // a message reaches everyone in the room, its sender included, with the right `from`
+    say(&mut ada, "hello lobby").await;
+    let expected =
+        json!({ "kind": "message", "room": "lobby", "from": "ada", "text": "hello lobby" });
+    assert_eq!(event(&mut ada).await, expected);
+    assert_eq!(event(&mut bob).await, expected);
+    say(&mut bob, "hi ada").await;
+    assert_eq!(event(&mut ada).await["from"], "bob");
+    assert_eq!(event(&mut bob).await["text"], "hi ada");
+
+    // ... and nobody in another room: carol's next message is her own, not the lobby's
+    say(&mut carol, "anyone here?").await;
+    assert_eq!(
+        event(&mut carol).await,
+        json!({ "kind": "message", "room": "kitchen", "from": "carol", "text": "anyone here?" })
+    );
+
+    // bob hangs up: ada is told, carol is not
+    bob.close(None).await.unwrap();
+    assert_eq!(
+        event(&mut ada).await,
+        json!({ "kind": "leave", "room": "lobby", "nick": "bob", "members": ["ada"] })
+    );
+    say(&mut carol, "still alone").await;
+    assert_eq!(event(&mut carol).await["text"], "still alone");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_that_is_not_json_gets_an_error_and_the_session_stays_open() {
+    let srv = start_chat();
+    let (mut ada, _) = join(&srv, "lobby", Some("ada")).await;
+
+    send_text(&mut ada, "this is not JSON").await;
+    let reply = event(&mut ada).await;
+    assert_eq!(reply["kind"], "error", "{reply}");
+    assert!(
+        reply["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{reply}"
+    );
+
+    send_text(&mut ada, r#"{"txet": "wrong field"}"#).await;
+    assert_eq!(event(&mut ada).await["kind"], "error");
+
+    say(&mut ada, "   ").await;
+    assert_eq!(event(&mut ada).await["kind"], "error");
+
+    say(&mut ada, "still here").await;
+    assert_eq!(
+        event(&mut ada).await,
+        json!({ "kind": "message", "room": "lobby", "from": "ada", "text": "still here" })
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_nickname_a_guest_name_is_given() {
+    let srv = start_chat();
+    let (mut ada, _) = join(&srv, "lobby", Some("ada")).await;
+    let (mut guest, nick) = join(&srv, "lobby", None).await;
+    assert!(
+        nick.strip_prefix("guest-")
+            .is_some_and(|id| id.parse::<u64>().is_ok()),
+        "{nick}"
+    );
+    let joined = event(&mut ada).await;
+    assert_eq!(joined["kind"], "join");
+    assert_eq!(joined["nick"], nick.as_str());
+
+    say(&mut guest, "hello").await;
+    assert_eq!(event(&mut ada).await["from"], nick.as_str());
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn nick_command_renames_for_everyone() {
+    let srv = start_chat();
+    let (mut ada, _) = join(&srv, "lobby", Some("ada")).await;
+    let (mut bob, _) = join(&srv, "lobby", Some("bob")).await;
+    assert_eq!(event(&mut ada).await["kind"], "join");
+
+    say(&mut ada, "/nick lovelace").await;
+    let expected = json!({
+        "kind": "nick", "room": "lobby", "from": "ada", "to": "lovelace",
+        "members": ["bob", "lovelace"],
+    });
+    assert_eq!(event(&mut ada).await, expected);
+    assert_eq!(event(&mut bob).await, expected);
+
+    say(&mut ada, "new name").await;
+    assert_eq!(event(&mut ada).await["from"], "lovelace");
+    assert_eq!(event(&mut bob).await["from"], "lovelace");
+
+    say(&mut ada, "/nick").await;
+    assert_eq!(event(&mut ada).await["kind"], "error");
+    srv.stop().await;
+}
