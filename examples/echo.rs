@@ -11,8 +11,9 @@
 
 use ws_endpoint::prelude::*;
 
+/// The echo endpoint.
 #[derive(Default)]
-struct Echo;
+pub struct Echo;
 
 #[server_endpoint("/", max_message_size = "16MiB", heartbeat = false)]
 impl Echo {
@@ -27,6 +28,12 @@ impl Echo {
     }
 }
 
+/// Registers the echo endpoint (also used by the example's test).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(Echo::endpoint());
+}
+
+#[allow(dead_code)]
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     tracing_subscriber::fmt()
@@ -42,7 +49,7 @@ async fn main() -> std::io::Result<()> {
         .ok()
         .and_then(|w| w.parse().ok())
         .unwrap_or(1);
-    let server = HttpServer::new(|| App::new().service(Echo::endpoint()))
+    let server = HttpServer::new(|| App::new().configure(configure))
         .with_ws_defaults()
         .workers(workers)
         .bind(&addr)?;

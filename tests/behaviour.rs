@@ -32,6 +32,10 @@ impl std::fmt::Display for Oops {
 
 impl std::error::Error for Oops {}
 
+/// A typed per-session property.
+#[derive(Clone)]
+struct Nick(String);
+
 /// Where a test can pick up a session to use it from another thread.
 #[derive(Default, Clone)]
 struct Slot(Arc<Mutex<Option<Session>>>);
@@ -65,6 +69,7 @@ impl Probe {
         slot: web::Data<Slot>,
     ) {
         log.push(format!("open:{id}"));
+        session.set_property(Nick(format!("user-{id}")));
         *slot.0.lock().unwrap() = Some(session.clone());
         self.log = Some(log);
     }
@@ -85,11 +90,13 @@ impl Probe {
                 Ok(Some("slow-done".into()))
             }
             "info" => Ok(Some(format!(
-                "{}|{}|{}|{}",
+                "{}|{}|{}|{}|{}|{}",
                 session.path(),
                 session.query_string(),
                 session.subprotocol().unwrap_or("-"),
                 session.path_param("id").unwrap_or("?"),
+                session.property::<Nick>().map_or("-".into(), |n| n.0),
+                session.peer_addr().map_or(false, |a| a.ip().is_loopback()),
             ))),
             _ => Ok(Some(msg)),
         }
@@ -624,7 +631,10 @@ async fn subprotocol_is_the_clients_first_offer_the_endpoint_lists() {
     let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
     assert_eq!(resp.headers()["sec-websocket-protocol"], "chat.v1");
     send_text(&mut ws, "info").await;
-    assert_eq!(recv_text(&mut ws).await, "/probe/1|x=1|chat.v1|1");
+    assert_eq!(
+        recv_text(&mut ws).await,
+        "/probe/1|x=1|chat.v1|1|user-1|true"
+    );
 
     let (status, head) = http_request(
         srv.addr,
@@ -769,5 +779,31 @@ async fn a_reader_that_never_reads_does_not_grow_server_memory() {
         "a send to a stalled reader should wait, not queue without bound"
     );
     drop(raw);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn attributes_are_overridable_at_runtime() {
+    let srv = start(|cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::new(Slot::default())).service(
+            Probe::endpoint()
+                .path("/v2/probe/{id}")
+                .max_message_size(8)
+                .subprotocols(["other"])
+                .idle_timeout(Duration::from_millis(300)),
+        );
+    });
+    let mut req = srv.url("/v2/probe/9").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("sec-websocket-protocol", "chat.v1, other".parse().unwrap());
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(resp.headers()["sec-websocket-protocol"], "other");
+    send_text(&mut ws, "12345678").await;
+    assert_eq!(recv_text(&mut ws).await, "12345678");
+    send_text(&mut ws, "123456789").await;
+    assert_eq!(expect_close(&mut ws).await.0, 1009);
+
+    let mut idle = connect(&srv.url("/v2/probe/9")).await;
+    assert_eq!(expect_close(&mut idle).await, (1001, "idle timeout".into()));
     srv.stop().await;
 }
