@@ -96,7 +96,7 @@ impl Probe {
                 session.subprotocol().unwrap_or("-"),
                 session.path_param("id").unwrap_or("?"),
                 session.property::<Nick>().map_or("-".into(), |n| n.0),
-                session.peer_addr().map_or(false, |a| a.ip().is_loopback()),
+                session.peer_addr().is_some_and(|a| a.ip().is_loopback()),
             ))),
             _ => Ok(Some(msg)),
         }
