@@ -89,3 +89,8 @@ pub mod prelude {
     };
     pub use actix_web::{web, App, HttpRequest, HttpServer};
 }
+
+/// The README's Rust examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
