@@ -807,3 +807,17 @@ async fn attributes_are_overridable_at_runtime() {
     assert_eq!(expect_close(&mut idle).await, (1001, "idle timeout".into()));
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn invalid_utf8_fails_before_the_rest_of_its_frame_arrives() {
+    let srv = start(app);
+    let mut raw = Raw::connect(srv.addr, "/probe/1").await;
+    // One 100-byte text frame; only its first 10 bytes are sent, and they are not UTF-8.
+    let mut payload = b"fine \xed\xa0\x80".to_vec(); // a UTF-16 surrogate: never valid
+    payload.resize(100, b'x');
+    let frame = Raw::frame(0x81, &payload);
+    let header = frame.len() - payload.len();
+    raw.send_raw(&frame[..header + 10]).await;
+    assert_eq!(raw.expect_close().await.0, 1007);
+    srv.stop().await;
+}

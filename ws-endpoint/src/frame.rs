@@ -50,8 +50,6 @@ pub(crate) struct Limits {
 struct Fragments {
     kind: MessageKind,
     data: BytesMut,
-    /// Prefix of `data` known to be valid UTF-8 (text only).
-    utf8_valid: usize,
 }
 
 pub(crate) struct FrameReader {
@@ -60,12 +58,65 @@ pub(crate) struct FrameReader {
     eof: bool,
     limits: Limits,
     frag: Option<Fragments>,
+    /// UTF-8 state of the text message being received in pieces (fragments, or a frame whose
+    /// payload has only partly arrived), so that an invalid sequence fails at once.
+    utf8: Utf8Stream,
+    /// Payload bytes of the current, still incomplete frame already fed to `utf8`.
+    fed: usize,
 }
 
 struct Header {
     fin: bool,
     opcode: u8,
     len: u64,
+    /// Header bytes, mask included.
+    size: usize,
+    mask: [u8; 4],
+}
+
+/// Incremental UTF-8 validation: each byte is looked at once; an incomplete sequence at the end
+/// of what has arrived is kept until more comes.
+#[derive(Default)]
+struct Utf8Stream {
+    pending: Vec<u8>,
+}
+
+impl Utf8Stream {
+    fn feed(&mut self, bytes: &[u8]) -> Result<(), ReadError> {
+        let mut bytes = bytes;
+        // Complete the pending sequence (at most 3 bytes) first.
+        while !self.pending.is_empty() && !bytes.is_empty() {
+            self.pending.push(bytes[0]);
+            bytes = &bytes[1..];
+            match std::str::from_utf8(&self.pending) {
+                Ok(_) => self.pending.clear(),
+                Err(e) if e.error_len().is_some() => return Err(ReadError::InvalidUtf8),
+                Err(_) => {}
+            }
+        }
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        match std::str::from_utf8(bytes) {
+            Ok(_) => Ok(()),
+            Err(e) if e.error_len().is_some() => Err(ReadError::InvalidUtf8),
+            Err(e) => {
+                self.pending.extend_from_slice(&bytes[e.valid_up_to()..]);
+                Ok(())
+            }
+        }
+    }
+
+    /// The message is complete: nothing may be pending. Resets the state.
+    fn finish(&mut self) -> Result<(), ReadError> {
+        let complete = self.pending.is_empty();
+        self.pending.clear();
+        if complete {
+            Ok(())
+        } else {
+            Err(ReadError::InvalidUtf8)
+        }
+    }
 }
 
 /// Reads the fixed part of a frame header, if enough bytes are there.
@@ -82,12 +133,12 @@ fn peek_header(buf: &[u8]) -> Result<Option<Header>, ReadError> {
     if b1 & 0x80 == 0 {
         return Err(ReadError::Protocol("client frame is not masked".into()));
     }
-    let len = match b1 & 0x7f {
+    let (len, ext) = match b1 & 0x7f {
         126 => {
             if buf.len() < 4 {
                 return Ok(None);
             }
-            u64::from(u16::from_be_bytes([buf[2], buf[3]]))
+            (u64::from(u16::from_be_bytes([buf[2], buf[3]])), 2)
         }
         127 => {
             if buf.len() < 10 {
@@ -101,34 +152,23 @@ fn peek_header(buf: &[u8]) -> Result<Option<Header>, ReadError> {
                     "payload length has its top bit set".into(),
                 ));
             }
-            len
+            (len, 8)
         }
-        n => u64::from(n),
+        n => (u64::from(n), 0),
     };
+    let size = 2 + ext + 4;
+    if buf.len() < size {
+        return Ok(None);
+    }
+    let mut mask = [0u8; 4];
+    mask.copy_from_slice(&buf[2 + ext..size]);
     Ok(Some(Header {
         fin: b0 & 0x80 != 0,
         opcode: b0 & 0x0f,
         len,
+        size,
+        mask,
     }))
-}
-
-/// Validates the part of `data` after `*valid`; an incomplete sequence at the end is fine
-/// unless `fin`.
-fn check_utf8(data: &[u8], valid: &mut usize, fin: bool) -> Result<(), ReadError> {
-    match std::str::from_utf8(&data[*valid..]) {
-        Ok(_) => {
-            *valid = data.len();
-            Ok(())
-        }
-        Err(e) => {
-            *valid += e.valid_up_to();
-            if e.error_len().is_some() || fin {
-                Err(ReadError::InvalidUtf8)
-            } else {
-                Ok(())
-            }
-        }
-    }
 }
 
 fn into_string(data: BytesMut) -> Result<String, ReadError> {
@@ -163,7 +203,24 @@ impl FrameReader {
             eof: false,
             limits,
             frag: None,
+            utf8: Utf8Stream::default(),
+            fed: 0,
         }
+    }
+
+    /// Validates the newly arrived part of an incomplete text frame.
+    fn feed_partial(&mut self, header: &Header) -> Result<(), ReadError> {
+        let available = (self.buf.len() - header.size).min(header.len as usize);
+        if available <= self.fed {
+            return Ok(());
+        }
+        let start = header.size + self.fed;
+        let mut chunk = self.buf[start..header.size + available].to_vec();
+        for (i, b) in chunk.iter_mut().enumerate() {
+            *b ^= header.mask[(self.fed + i) % 4];
+        }
+        self.fed = available;
+        self.utf8.feed(&chunk)
     }
 
     /// The next message or control frame. Cancel-safe: bytes read are kept in the buffer.
@@ -239,6 +296,21 @@ impl FrameReader {
                 op => return Err(ReadError::Protocol(format!("reserved opcode {op}"))),
             }
 
+            let frame_size = header.size as u64 + header.len;
+            if (self.buf.len() as u64) < frame_size {
+                let text = header.opcode == 1
+                    || (header.opcode == 0
+                        && self
+                            .frag
+                            .as_ref()
+                            .is_some_and(|f| f.kind == MessageKind::Text));
+                if text {
+                    self.feed_partial(&header)?;
+                }
+                return Ok(None);
+            }
+            let fed = std::mem::take(&mut self.fed);
+
             let Some((fin, opcode, data)) = Parser::parse(&mut self.buf, true, usize::MAX)
                 .map_err(|e| ReadError::Protocol(e.to_string()))?
             else {
@@ -253,30 +325,31 @@ impl FrameReader {
                     } else {
                         MessageKind::Binary
                     };
+                    if kind == MessageKind::Text && (fed > 0 || !fin) {
+                        self.utf8.feed(&data[fed..])?;
+                        if fin {
+                            self.utf8.finish()?;
+                        }
+                    }
                     if fin {
                         return Ok(Some(match kind {
                             MessageKind::Text => Frame::Text(into_string(data)?),
                             _ => Frame::Binary(data.freeze()),
                         }));
                     }
-                    let mut frag = Fragments {
-                        kind,
-                        data,
-                        utf8_valid: 0,
-                    };
-                    if kind == MessageKind::Text {
-                        check_utf8(&frag.data, &mut frag.utf8_valid, false)?;
-                    }
-                    self.frag = Some(frag);
+                    self.frag = Some(Fragments { kind, data });
                 }
                 OpCode::Continue => {
                     let Some(frag) = self.frag.as_mut() else {
                         return Err(ReadError::Protocol("unexpected continuation".into()));
                     };
-                    frag.data.extend_from_slice(&data);
                     if frag.kind == MessageKind::Text {
-                        check_utf8(&frag.data, &mut frag.utf8_valid, fin)?;
+                        self.utf8.feed(&data[fed..])?;
+                        if fin {
+                            self.utf8.finish()?;
+                        }
                     }
+                    frag.data.extend_from_slice(&data);
                     if fin {
                         let Some(frag) = self.frag.take() else {
                             return Err(ReadError::Protocol("unexpected continuation".into()));
@@ -301,24 +374,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn utf8_split_across_fragments_is_accepted() {
-        let s = "héllo €".as_bytes();
-        let mut valid = 0;
-        // split inside the 3-byte euro sign
-        let cut = s.len() - 1;
-        check_utf8(&s[..cut], &mut valid, false).unwrap();
-        assert!(valid < cut);
-        check_utf8(s, &mut valid, true).unwrap();
-        assert_eq!(valid, s.len());
+    fn utf8_split_anywhere_is_accepted() {
+        let s = "héllo € 😀 done".as_bytes();
+        for cut1 in 0..s.len() {
+            for cut2 in cut1..s.len() {
+                let mut v = Utf8Stream::default();
+                v.feed(&s[..cut1]).unwrap();
+                v.feed(&s[cut1..cut2]).unwrap();
+                v.feed(&s[cut2..]).unwrap();
+                v.finish().unwrap();
+            }
+        }
     }
 
     #[test]
-    fn invalid_utf8_fails_before_the_last_fragment() {
-        let mut valid = 0;
-        assert_eq!(
-            check_utf8(b"ok\xc0\xafmore", &mut valid, false),
-            Err(ReadError::InvalidUtf8)
-        );
+    fn invalid_utf8_fails_as_soon_as_it_is_seen() {
+        let mut v = Utf8Stream::default();
+        v.feed(b"ok \xce").unwrap(); // incomplete so far: fine
+        assert_eq!(v.feed(b"\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5"), Ok(()));
+        assert_eq!(v.feed(b"\xed\xa0\x80"), Err(ReadError::InvalidUtf8)); // surrogate
+        let mut v = Utf8Stream::default();
+        v.feed(b"\xf4").unwrap();
+        assert_eq!(v.feed(b"\x90"), Err(ReadError::InvalidUtf8)); // above U+10FFFF
+        let mut v = Utf8Stream::default();
+        v.feed(b"\xe2\x82").unwrap();
+        assert_eq!(v.finish(), Err(ReadError::InvalidUtf8)); // truncated at the end
     }
 
     #[test]
@@ -326,6 +406,7 @@ mod tests {
         // masked binary frame announcing 100 MiB, no payload yet
         let mut hdr = vec![0x82, 0xff];
         hdr.extend_from_slice(&(100u64 << 20).to_be_bytes());
+        hdr.extend_from_slice(&[1, 2, 3, 4]);
         let h = peek_header(&hdr).unwrap().unwrap();
         assert_eq!(h.len, 100 << 20);
         assert_eq!(h.opcode, 2);
