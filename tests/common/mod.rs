@@ -131,7 +131,7 @@ where
 }
 
 fn ws_endpoint_close_linger() -> Duration {
-    Duration::from_millis(100)
+    ws_endpoint::CLOSE_LINGER
 }
 
 pub async fn connect(url: &str) -> Ws {

@@ -72,7 +72,7 @@ pub use crate::{
     error::{EndpointError, MessageKind, SendError},
     message::{HandlerReturn, Json, MessagePayload, Pong, Sendable},
     registry::{all_open_sessions, open_session_count, shutdown},
-    server::{shutdown_on_signal, WsServerExt},
+    server::{shutdown_on_signal, WsServerExt, CLOSE_LINGER},
     session::{Session, SessionId},
 };
 pub use bytes::Bytes;
