@@ -85,6 +85,12 @@ impl Probe {
                 let _ = session.close(CloseReason::new(4000, "bye")).await;
                 Ok(None)
             }
+            "close-1006" => {
+                let refused = session
+                    .close(CloseReason::abnormal("not on the wire"))
+                    .await;
+                Ok(Some(format!("{refused:?}")))
+            }
             "slow" => {
                 actix_web::rt::time::sleep(Duration::from_millis(200)).await;
                 Ok(Some("slow-done".into()))
@@ -267,29 +273,44 @@ impl Guarded {
 }
 
 #[derive(Default)]
-struct Flood;
+struct Flood {
+    log: Option<web::Data<Log>>,
+}
 
-#[server_endpoint("/flood", heartbeat = false)]
+/// Pushes 1 MiB messages from a background task as fast as the session takes them, and echoes
+/// what it receives; a peer that stops reading gets 500 ms before it is dropped.
+#[server_endpoint("/flood/{push}", heartbeat = false, send_timeout = "500ms")]
 impl Flood {
     #[on_open]
-    fn open(&mut self, session: &Session, sent: web::Data<AtomicUsize>) {
+    fn open(&mut self, session: &Session, #[path_param] push: bool, log: web::Data<Log>) {
+        self.log = Some(log);
+        if !push {
+            return;
+        }
         let session = session.clone();
-        let sent = sent.into_inner();
         actix_web::rt::spawn(async move {
             let chunk = Bytes::from(vec![7u8; 1 << 20]);
             while session.binary(chunk.clone()).await.is_ok() {
-                sent.fetch_add(1, Ordering::SeqCst);
+                FLOOD_SENT.fetch_add(1, Ordering::SeqCst);
             }
         });
     }
 
-    #[on_message]
-    fn text(&mut self, _msg: String) {}
+    #[on_message(max_message_size = 65536)]
+    fn text(&mut self, msg: String) -> String {
+        msg
+    }
+
+    #[on_close]
+    fn close(&mut self, reason: CloseReason) {
+        if let Some(log) = &self.log {
+            log.push(format!("close:{}:{}", reason.code_u16(), reason.reason));
+        }
+    }
 }
 
 fn app(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::Data::new(Slot::default()))
-        .app_data(web::Data::new(AtomicUsize::new(0)))
         .service(Probe::endpoint())
         .service(TextOnly::endpoint())
         .service(Calc::endpoint())
@@ -758,27 +779,70 @@ async fn session_is_usable_from_another_thread() {
 }
 
 #[tokio::test]
-async fn a_reader_that_never_reads_does_not_grow_server_memory() {
+async fn a_reader_that_never_reads_is_dropped_after_the_send_timeout() {
     let srv = start(app);
-    // Connect and never read: the server's sender pushes 1 MiB messages as fast as it can.
-    let raw = Raw::connect(srv.addr, "/flood").await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    // Reach the counter through a second request: the number of 1 MiB messages accepted by the
-    // session while nobody reads is bounded by the outbound queue and the socket buffers.
-    let session = ws_endpoint::all_open_sessions()
-        .into_iter()
-        .find(|s| s.path() == "/flood")
-        .expect("flood session open");
-    let blocked = tokio::time::timeout(
-        Duration::from_millis(500),
-        session.binary(Bytes::from_static(b"one more")),
-    )
-    .await;
+    // Connect and never read: the server pushes 1 MiB messages as fast as the session takes them.
+    let _raw = Raw::connect(srv.addr, "/flood/true").await;
+    let started = Instant::now();
+    let close = srv.log.wait_for("close:").await;
+    assert_eq!(close, "close:1006:peer stopped reading");
     assert!(
-        blocked.is_err(),
-        "a send to a stalled reader should wait, not queue without bound"
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
     );
-    drop(raw);
+    // What was accepted before the sender blocked is bounded by the outbound queue (32 frames,
+    // plus the 32 the response body has taken from it and not yet written) and the socket
+    // buffers (a few MiB on loopback), not by how long the peer stalls.
+    let sent = ws_endpoint_sent(&srv).await;
+    assert!(
+        sent <= 64 + 16,
+        "{sent} MiB queued for a peer that reads nothing"
+    );
+    srv.stop().await;
+}
+
+/// Messages of 1 MiB the flood endpoint got into its session (only the pushing flood test
+/// connects to `/flood/true`).
+async fn ws_endpoint_sent(_srv: &TestServer) -> usize {
+    FLOOD_SENT.load(Ordering::SeqCst)
+}
+
+static FLOOD_SENT: AtomicUsize = AtomicUsize::new(0);
+
+#[tokio::test]
+async fn a_client_that_writes_but_never_reads_is_dropped_too() {
+    let srv = start(app);
+    let mut raw = Raw::connect(srv.addr, "/flood/false").await;
+    let frame = Raw::frame(0x81, &[b'x'; 60_000]);
+    // Each message is echoed; nobody reads the echoes. Once the queue and the socket buffers
+    // are full the handler's reply waits, then the session is dropped.
+    let writer = async {
+        loop {
+            if tokio::time::timeout(Duration::from_secs(1), raw.send_raw_checked(&frame))
+                .await
+                .map_or(true, |ok| !ok)
+            {
+                break; // blocked (server stopped reading) or connection gone
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    assert_eq!(
+        srv.log.wait_for("close:").await,
+        "close:1006:peer stopped reading"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn close_with_a_code_forbidden_on_the_wire_is_refused() {
+    let srv = start(app);
+    let mut ws = connect(&srv.url("/probe/1")).await;
+    send_text(&mut ws, "close-1006").await;
+    assert_eq!(recv_text(&mut ws).await, "Err(InvalidCloseCode(1006))");
+    send_text(&mut ws, "still open").await;
+    assert_eq!(recv_text(&mut ws).await, "still open");
     srv.stop().await;
 }
 

@@ -66,6 +66,10 @@ async fn sigterm_closes_every_session_with_1001_and_runs_on_close() {
             (1001, "server shutting down".to_string())
         );
     }
+    // A client reconnecting at once is not let in (503 while the server drains, or refused
+    // once it has stopped).
+    let (status, _) = http_request(srv.addr, &upgrade_request(srv.addr, "/room", "")).await;
+    assert_ne!(status, 101, "a handshake was accepted during shutdown");
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while srv.log.count("close:") < 3 {
         assert!(

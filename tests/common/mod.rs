@@ -316,6 +316,11 @@ impl Raw {
         self.stream.write_all(bytes).await.unwrap();
     }
 
+    /// Like [`send_raw`](Self::send_raw), but `false` when the connection is gone.
+    pub async fn send_raw_checked(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).await.is_ok()
+    }
+
     pub async fn send_frame(&mut self, first: u8, payload: &[u8]) {
         self.send_raw(&Self::frame(first, payload)).await;
     }

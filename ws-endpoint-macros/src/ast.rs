@@ -3,9 +3,7 @@
 use darling::{ast::NestedMeta, FromMeta};
 use proc_macro2::Span;
 use quote::ToTokens;
-use syn::{
-    spanned::Spanned, Attribute, FnArg, ImplItem, ImplItemFn, ItemImpl, Meta, Pat, ReturnType, Type,
-};
+use syn::{Attribute, FnArg, ImplItem, ImplItemFn, ItemImpl, Meta, Pat, ReturnType, Type};
 
 use crate::attr::{MessageArgs, Size};
 
@@ -113,8 +111,8 @@ fn is_path_param_attr(attr: &Attribute) -> bool {
         .is_some_and(|s| s.ident == "path_param")
 }
 
-/// `#[path_param]` or `#[path_param("name")]`: the explicit name, if any.
-fn path_param_name(attr: &Attribute) -> syn::Result<Option<String>> {
+/// `#[path_param]` or `#[path_param("name")]`: the explicit name and its span, if any.
+fn path_param_name(attr: &Attribute) -> syn::Result<Option<(String, Span)>> {
     match &attr.meta {
         Meta::Path(_) => Ok(None),
         Meta::List(list) => {
@@ -124,7 +122,7 @@ fn path_param_name(attr: &Attribute) -> syn::Result<Option<String>> {
                     "expected the template name as a string: #[path_param(\"room\")]",
                 )
             })?;
-            Ok(Some(lit.value()))
+            Ok(Some((lit.value(), lit.span())))
         }
         Meta::NameValue(nv) => Err(syn::Error::new_spanned(
             nv,
@@ -214,8 +212,15 @@ fn handler(method: &mut ImplItemFn, errors: &mut darling::error::Accumulator) ->
         ),
     }
 
-    if !sig.generics.params.is_empty() {
-        errors.push(syn::Error::new_spanned(&sig.generics, "handlers cannot be generic").into());
+    if let Some(param) = sig
+        .generics
+        .params
+        .iter()
+        .find(|p| !matches!(p, syn::GenericParam::Lifetime(_)))
+    {
+        errors.push(
+            syn::Error::new_spanned(param, "handlers cannot have type or const parameters").into(),
+        );
     }
 
     let mut has_receiver = false;
@@ -226,7 +231,7 @@ fn handler(method: &mut ImplItemFn, errors: &mut darling::error::Accumulator) ->
     for (input, path_attr) in raw_inputs {
         let pt = match input {
             FnArg::Receiver(r) => {
-                if r.reference.is_none() {
+                if !matches!(&*r.ty, Type::Reference(_)) {
                     errors.push(
                         syn::Error::new_spanned(
                             &r,
@@ -245,9 +250,10 @@ fn handler(method: &mut ImplItemFn, errors: &mut darling::error::Accumulator) ->
             let name = match path_param_name(&attr) {
                 Ok(Some(name)) => Some(name),
                 Ok(None) => match &*pt.pat {
-                    Pat::Ident(pi) => {
-                        Some(pi.ident.to_string().trim_start_matches("r#").to_owned())
-                    }
+                    Pat::Ident(pi) => Some((
+                        pi.ident.to_string().trim_start_matches("r#").to_owned(),
+                        pi.ident.span(),
+                    )),
                     other => {
                         errors.push(
                             syn::Error::new_spanned(
@@ -264,14 +270,22 @@ fn handler(method: &mut ImplItemFn, errors: &mut darling::error::Accumulator) ->
                     None
                 }
             };
-            if let Some(name) = name {
-                params.push(Param::Path {
-                    name,
-                    ty,
-                    span: pt.pat.span(),
-                });
+            if let Some((name, span)) = name {
+                params.push(Param::Path { name, ty, span });
             }
             continue;
+        }
+        if let Type::Reference(r) = &ty {
+            if r.mutability.is_some() && last_ident(&r.elem).as_deref() == Some("Session") {
+                errors.push(
+                    syn::Error::new_spanned(
+                        &pt.ty,
+                        "take the session as `&Session` (or `Session`): it is shared, and every method takes `&self`",
+                    )
+                    .into(),
+                );
+                continue;
+            }
         }
         if let Some(by_ref) = is_session(&ty) {
             params.push(Param::Session { by_ref });

@@ -100,6 +100,8 @@ pub struct EndpointArgs {
     pub pong_timeout: Option<Dur>,
     /// `heartbeat = false` disables the heartbeat.
     pub heartbeat: Option<bool>,
+    /// Longest wait of a send for a peer that does not read.
+    pub send_timeout: Option<Dur>,
 }
 
 /// The keys of `#[on_message(...)]`.

@@ -279,6 +279,10 @@ fn expand(
         let ms = d.0.as_millis() as u64;
         config.extend(quote! { __c = __c.idle_timeout(::core::option::Option::Some(::core::time::Duration::from_millis(#ms))); });
     }
+    if let Some(d) = a.send_timeout {
+        let ms = d.0.as_millis() as u64;
+        config.extend(quote! { __c = __c.send_timeout(::core::time::Duration::from_millis(#ms)); });
+    }
     if a.ping_interval.is_some() || a.pong_timeout.is_some() || a.heartbeat.is_some() {
         let interval = match (a.heartbeat, a.ping_interval) {
             (Some(false), _) => quote!(::core::option::Option::None),

@@ -8,6 +8,8 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(30);
 /// Default time a peer has to answer a heartbeat ping.
 pub const DEFAULT_PONG_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a send may wait for room in a session's outbound queue.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The settings of one endpoint (JSR 356 `ServerEndpointConfig` plus what containers configure
 /// elsewhere: idle timeout, heartbeat).
@@ -46,11 +48,15 @@ pub struct EndpointConfig {
     pub ping_interval: Option<Duration>,
     /// A peer that does not answer a heartbeat ping within this time is considered dead.
     pub pong_timeout: Duration,
+    /// A send that waits longer than this for room in the session's outbound queue (the peer
+    /// has stopped reading) fails, and the peer is considered dead: the connection is dropped
+    /// and `on_close` gets 1006. This is the slow-reader policy.
+    pub send_timeout: Duration,
 }
 
 impl EndpointConfig {
     /// The defaults for an endpoint at `path`: 64 KiB messages, no subprotocols, same-origin
-    /// only, no idle timeout, a ping every 30 s answered within 10 s.
+    /// only, no idle timeout, a ping every 30 s answered within 10 s, sends that wait at most 10 s.
     pub fn new(path: impl Into<String>) -> Self {
         Self {
             path: path.into(),
@@ -61,7 +67,14 @@ impl EndpointConfig {
             idle_timeout: None,
             ping_interval: Some(DEFAULT_PING_INTERVAL),
             pong_timeout: DEFAULT_PONG_TIMEOUT,
+            send_timeout: DEFAULT_SEND_TIMEOUT,
         }
+    }
+
+    /// Sets the send timeout (the slow-reader policy).
+    pub fn send_timeout(mut self, timeout: Duration) -> Self {
+        self.send_timeout = timeout;
+        self
     }
 
     /// Sets the limit for both text and binary messages.

@@ -19,7 +19,7 @@ use crate::{
     frame::{Frame, FrameReader, ReadError},
     message::Incoming,
     registry,
-    session::{send_close, Session},
+    session::{echo_close, send_close, Session},
 };
 
 /// Removes the session from the registry however the task ends (even if it is dropped).
@@ -67,7 +67,7 @@ async fn report<E: Endpoint>(ep: &mut E, session: &Session, err: EndpointError) 
 async fn close_with(session: &Session, reason: CloseReason) -> CloseReason {
     match session.inner.begin_close(reason.clone()) {
         Ok(sender) => {
-            send_close(sender, reason.clone()).await;
+            send_close(&session.inner, sender, reason.clone()).await;
             reason
         }
         Err(_) => session.inner.close_reason().unwrap_or(reason),
@@ -239,7 +239,7 @@ async fn receive<E: Endpoint>(
                             code: w.code,
                             description: None,
                         });
-                        let _ = sender.close(echo).await;
+                        echo_close(&session.inner, sender, echo).await;
                         return reason;
                     }
                     Ok(None) => return reason,

@@ -168,6 +168,12 @@ impl<E: Endpoint> EndpointService<E> {
         self
     }
 
+    /// Sets how long a send may wait for a peer that does not read (then 1006).
+    pub fn send_timeout(mut self, timeout: Duration) -> Self {
+        self.config.send_timeout = timeout;
+        self
+    }
+
     /// Disables the heartbeat.
     pub fn no_heartbeat(mut self) -> Self {
         self.config.ping_interval = None;
@@ -226,14 +232,18 @@ async fn upgrade<E: Endpoint>(
     if let Some(refusal) = handshake::refusal(&req, &config) {
         return Ok(refusal);
     }
+    if registry::shutting_down() {
+        return Ok(HttpResponse::ServiceUnavailable().body("server shutting down"));
+    }
     if let Err(message) = E::check_path_params(&req) {
         return Ok(HttpResponse::BadRequest().body(message));
     }
 
-    let mut payload = payload.into_inner();
-    let args = E::OpenArgs::from_request(&req, &mut payload)
+    // Extractors see an empty body: the request's payload is the WebSocket byte stream.
+    let args = E::OpenArgs::from_request(&req, &mut actix_web::dev::Payload::None)
         .await
         .map_err(Into::into)?;
+    let payload = payload.into_inner();
 
     // actix-ws performs the handshake and owns the send side; the receive side is ours
     // (see `frame`), so actix-ws gets an empty payload.
@@ -243,7 +253,7 @@ async fn upgrade<E: Endpoint>(
         actix_ws::handle_with_protocols(&req, empty, &protocols)?;
 
     let info = handshake::info(&req, &response);
-    let session = Session::new(TypeId::of::<E>(), sender, info);
+    let session = Session::new(TypeId::of::<E>(), sender, info, config.send_timeout);
     registry::register(&session);
 
     let limits = Limits {

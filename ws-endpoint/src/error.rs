@@ -149,6 +149,9 @@ pub enum SendError {
     Closed,
     /// The value could not be encoded (e.g. `serde_json` refused it); nothing was sent.
     Encode(String),
+    /// [`Session::close`](crate::Session::close) with a code RFC 6455 forbids on the wire
+    /// (e.g. 1005, 1006, 1015); the session was not closed.
+    InvalidCloseCode(u16),
 }
 
 impl fmt::Display for SendError {
@@ -156,6 +159,9 @@ impl fmt::Display for SendError {
         match self {
             SendError::Closed => f.write_str("the session is closed"),
             SendError::Encode(msg) => write!(f, "could not encode the message: {msg}"),
+            SendError::InvalidCloseCode(code) => {
+                write!(f, "close code {code} may not be sent on the wire")
+            }
         }
     }
 }

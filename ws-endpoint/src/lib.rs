@@ -67,6 +67,7 @@ pub use crate::{
     close::{CloseCode, CloseReason},
     config::{
         EndpointConfig, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_PING_INTERVAL, DEFAULT_PONG_TIMEOUT,
+        DEFAULT_SEND_TIMEOUT,
     },
     endpoint::EndpointService,
     error::{EndpointError, MessageKind, SendError},

@@ -28,6 +28,13 @@ fn table() -> std::sync::MutexGuard<'static, HashMap<SessionId, Session>> {
     REGISTRY.sessions.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+static SHUTTING_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether [`shutdown`] has been called: new handshakes are then refused with 503.
+pub(crate) fn shutting_down() -> bool {
+    SHUTTING_DOWN.load(std::sync::atomic::Ordering::Acquire)
+}
+
 pub(crate) fn register(session: &Session) {
     let mut t = table();
     t.insert(session.id(), session.clone());
@@ -68,6 +75,9 @@ pub fn all_open_sessions() -> Vec<Session> {
 /// `on_close` has run, or `grace` has passed. Returns how many sessions were still open when it
 /// gave up (0 when all closed in time).
 ///
+/// From the first call on, this process refuses new WebSocket handshakes with 503, and sessions
+/// whose handshake was already under way are closed as they register.
+///
 /// Call it before stopping the server; [`WsServerExt::with_ws_shutdown`](crate::WsServerExt)
 /// wires it to Ctrl-C / SIGTERM for you.
 ///
@@ -78,17 +88,25 @@ pub fn all_open_sessions() -> Vec<Session> {
 /// # }
 /// ```
 pub async fn shutdown(grace: Duration) -> usize {
+    SHUTTING_DOWN.store(true, std::sync::atomic::Ordering::Release);
     let reason = CloseReason::new(CloseCode::Away, "server shutting down");
     let mut rx = REGISTRY.count.subscribe();
-    let closes = all_open_sessions().into_iter().map(|session| {
-        let reason = reason.clone();
-        async move {
-            let _ = session.close(reason).await;
-        }
-    });
     let all_closed = async {
-        futures_util::future::join_all(closes).await;
-        let _ = rx.wait_for(|n| *n == 0).await;
+        loop {
+            let closes = all_open_sessions().into_iter().map(|session| {
+                let reason = reason.clone();
+                async move {
+                    let _ = session.close(reason).await;
+                }
+            });
+            futures_util::future::join_all(closes).await;
+            if open_session_count() == 0 {
+                return;
+            }
+            // Wait for the count to change (a session ended, or one registered late), or
+            // re-check shortly, then close whatever is open again.
+            let _ = tokio::time::timeout(Duration::from_millis(50), rx.changed()).await;
+        }
     };
     match tokio::time::timeout(grace, all_closed).await {
         Ok(()) => 0,

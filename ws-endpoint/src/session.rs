@@ -4,16 +4,18 @@ use std::{
     any::{Any, TypeId},
     collections::HashMap,
     fmt,
+    future::Future,
     net::SocketAddr,
     str::FromStr,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex, MutexGuard,
     },
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -70,6 +72,11 @@ pub(crate) struct Inner {
     epoch: Instant,
     /// Milliseconds since `epoch` of the last data message sent by the application.
     last_sent_ms: AtomicU64,
+    /// How long a send may wait for room in the outbound queue before the peer is deemed dead.
+    send_timeout: Duration,
+    /// Woken when the connection is dropped, so that blocked sends return at once.
+    aborted: Notify,
+    aborted_flag: AtomicBool,
 }
 
 /// One WebSocket connection, as seen by handlers and by any other task.
@@ -111,7 +118,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Session {
-    pub(crate) fn new(endpoint: TypeId, sender: actix_ws::Session, info: HandshakeInfo) -> Session {
+    pub(crate) fn new(
+        endpoint: TypeId,
+        sender: actix_ws::Session,
+        info: HandshakeInfo,
+        send_timeout: Duration,
+    ) -> Session {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Session {
             inner: Arc::new(Inner {
@@ -125,6 +137,9 @@ impl Session {
                 properties: Mutex::new(HashMap::new()),
                 epoch: Instant::now(),
                 last_sent_ms: AtomicU64::new(0),
+                send_timeout,
+                aborted: Notify::new(),
+                aborted_flag: AtomicBool::new(false),
             }),
         }
     }
@@ -241,6 +256,16 @@ impl Session {
         lock(&self.inner.sender).clone().ok_or(SendError::Closed)
     }
 
+    /// Runs one send on the outbound queue. A send that finds room completes at once; one that
+    /// has to wait does so for at most `send_timeout`, after which the peer, which has stopped
+    /// reading, is considered dead: the connection is dropped and `on_close` gets 1006.
+    async fn deliver<F>(&self, send: F) -> Result<(), SendError>
+    where
+        F: Future<Output = Result<(), actix_ws::Closed>>,
+    {
+        deliver(&self.inner, send).await
+    }
+
     fn touch(&self) {
         let ms = self.inner.epoch.elapsed().as_millis() as u64;
         self.inner.last_sent_ms.store(ms, Ordering::Relaxed);
@@ -254,10 +279,7 @@ impl Session {
     /// Sends a text message (`getBasicRemote().sendText`).
     pub async fn text(&self, text: impl Into<String>) -> Result<(), SendError> {
         let mut sender = self.sender()?;
-        sender
-            .text(text.into())
-            .await
-            .map_err(|_| SendError::Closed)?;
+        self.deliver(sender.text(text.into())).await?;
         self.touch();
         Ok(())
     }
@@ -265,10 +287,7 @@ impl Session {
     /// Sends a binary message (`sendBinary`).
     pub async fn binary(&self, data: impl Into<Bytes>) -> Result<(), SendError> {
         let mut sender = self.sender()?;
-        sender
-            .binary(data.into())
-            .await
-            .map_err(|_| SendError::Closed)?;
+        self.deliver(sender.binary(data.into())).await?;
         self.touch();
         Ok(())
     }
@@ -291,29 +310,74 @@ impl Session {
     /// Sends a ping with an application payload (at most 125 bytes are sent).
     pub async fn ping(&self, payload: &[u8]) -> Result<(), SendError> {
         let mut sender = self.sender()?;
-        sender.ping(payload).await.map_err(|_| SendError::Closed)
+        self.deliver(sender.ping(payload)).await
     }
 
     pub(crate) async fn pong(&self, payload: &[u8]) -> Result<(), SendError> {
         let mut sender = self.sender()?;
-        sender.pong(payload).await.map_err(|_| SendError::Closed)
+        self.deliver(sender.pong(payload)).await
     }
 
     /// Closes the session with `reason` (`close(CloseReason)`): sends the close frame, then the
     /// endpoint's `on_close` runs with this reason (after any handler in progress finishes).
-    /// Returns [`SendError::Closed`] if the session was already closing.
+    ///
+    /// Returns [`SendError::Closed`] if the session was already closing, and
+    /// [`SendError::InvalidCloseCode`] (without closing) for a code RFC 6455 forbids on the wire
+    /// (below 1000, 1004–1006, 1015, 1016–2999, 5000 and above).
     pub async fn close(&self, reason: CloseReason) -> Result<(), SendError> {
+        let code = reason.code_u16();
+        if !matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
+            return Err(SendError::InvalidCloseCode(code));
+        }
         let sender = self.inner.begin_close(reason.clone())?;
-        send_close(sender, reason).await;
+        send_close(&self.inner, sender, reason).await;
         Ok(())
     }
 }
 
-pub(crate) async fn send_close(sender: Option<actix_ws::Session>, reason: CloseReason) {
+async fn deliver<F>(inner: &Inner, send: F) -> Result<(), SendError>
+where
+    F: Future<Output = Result<(), actix_ws::Closed>>,
+{
+    let send = std::pin::pin!(send);
+    let mut send = send;
+    // The common case, room in the queue: no timer.
+    if let Some(result) = (&mut send).now_or_never() {
+        return result.map_err(|_| SendError::Closed);
+    }
+    let aborted = inner.aborted.notified();
+    if inner.is_aborted() {
+        return Err(SendError::Closed);
+    }
+    tokio::select! {
+        result = &mut send => result.map_err(|_| SendError::Closed),
+        _ = aborted => Err(SendError::Closed),
+        _ = tokio::time::sleep(inner.send_timeout) => {
+            inner.abort(CloseReason::abnormal("peer stopped reading"));
+            Err(SendError::Closed)
+        }
+    }
+}
+
+/// Queues the close frame (bounded by the send timeout like any send).
+pub(crate) async fn send_close(
+    inner: &Inner,
+    sender: Option<actix_ws::Session>,
+    reason: CloseReason,
+) {
     if let Some(sender) = sender {
         // An error means the connection is already gone; the close is then implicit.
-        let _ = sender.close(Some(reason.into_actix())).await;
+        let _ = deliver(inner, sender.close(Some(reason.into_actix()))).await;
     }
+}
+
+/// Queues the echo of a peer's close frame.
+pub(crate) async fn echo_close(
+    inner: &Inner,
+    sender: actix_ws::Session,
+    reason: Option<actix_ws::CloseReason>,
+) {
+    let _ = deliver(inner, sender.close(reason)).await;
 }
 
 impl Inner {
@@ -323,25 +387,41 @@ impl Inner {
         &self,
         reason: CloseReason,
     ) -> Result<Option<actix_ws::Session>, SendError> {
-        if !self.open.swap(false, Ordering::AcqRel) {
-            return Err(SendError::Closed);
+        {
+            // The reason is written under its lock before `open` turns false, so whoever sees
+            // the session closed and then asks for the reason gets this one.
+            let mut request = lock(&self.close_request);
+            if !self.open.swap(false, Ordering::AcqRel) {
+                return Err(SendError::Closed);
+            }
+            *request = Some(reason);
         }
-        *lock(&self.close_request) = Some(reason);
         let sender = lock(&self.sender).take();
         self.close_notify.notify_one();
         Ok(sender)
     }
 
-    /// Ends the connection without a close frame (peer gone, dead peer).
+    /// Ends the connection without a close frame (peer gone, dead peer): drops the sender so the
+    /// response body ends, and wakes every blocked send. Returns the reason if this call closed
+    /// the session.
     pub(crate) fn abort(&self, reason: CloseReason) -> Option<CloseReason> {
-        let was_open = self.open.swap(false, Ordering::AcqRel);
+        let first = {
+            let mut request = lock(&self.close_request);
+            let was_open = self.open.swap(false, Ordering::AcqRel);
+            if was_open {
+                *request = Some(reason.clone());
+            }
+            was_open
+        };
+        self.aborted_flag.store(true, Ordering::Release);
         drop(lock(&self.sender).take());
-        if was_open {
-            *lock(&self.close_request) = Some(reason.clone());
-            Some(reason)
-        } else {
-            None
-        }
+        self.aborted.notify_waiters();
+        self.close_notify.notify_one();
+        first.then_some(reason)
+    }
+
+    fn is_aborted(&self) -> bool {
+        self.aborted_flag.load(Ordering::Acquire)
     }
 
     pub(crate) fn close_reason(&self) -> Option<CloseReason> {
