@@ -784,6 +784,12 @@ async fn a_reader_that_never_reads_is_dropped_after_the_send_timeout() {
     // Connect and never read: the server pushes 1 MiB messages as fast as the session takes them.
     let _raw = Raw::connect(srv.addr, "/flood/true").await;
     let started = Instant::now();
+    // Meanwhile another session of the same endpoint is served as usual.
+    let mut bystander = connect(&srv.url("/flood/false")).await;
+    for i in 0..20 {
+        send_text(&mut bystander, &format!("m{i}")).await;
+        assert_eq!(recv_text(&mut bystander).await, format!("m{i}"));
+    }
     let close = srv.log.wait_for("close:").await;
     assert_eq!(close, "close:1006:peer stopped reading");
     assert!(
@@ -795,10 +801,13 @@ async fn a_reader_that_never_reads_is_dropped_after_the_send_timeout() {
     // plus the 32 the response body has taken from it and not yet written) and the socket
     // buffers (a few MiB on loopback), not by how long the peer stalls.
     let sent = ws_endpoint_sent(&srv).await;
+    println!("stalled reader: {sent} messages of 1 MiB accepted before the sender blocked");
     assert!(
         sent <= 64 + 16,
         "{sent} MiB queued for a peer that reads nothing"
     );
+    send_text(&mut bystander, "after").await;
+    assert_eq!(recv_text(&mut bystander).await, "after");
     srv.stop().await;
 }
 
