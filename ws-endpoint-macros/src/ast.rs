@@ -87,8 +87,8 @@ fn last_ident(ty: &Type) -> Option<String> {
 
 pub fn payload_kind(ty: &Type) -> PayloadKind {
     match last_ident(ty).as_deref() {
-        Some("String") | Some("Json") => PayloadKind::Text,
-        Some("Bytes") => PayloadKind::Binary,
+        Some("String") | Some("Json") | Some("Text") => PayloadKind::Text,
+        Some("Bytes") | Some("Binary") | Some("MsgPack") | Some("Cbor") => PayloadKind::Binary,
         Some("Vec") => PayloadKind::Binary,
         Some("Pong") => PayloadKind::Pong,
         _ => PayloadKind::Other,

@@ -48,6 +48,7 @@
 #![warn(missing_docs)]
 
 mod close;
+pub mod codec;
 mod config;
 mod connection;
 mod endpoint;

@@ -82,12 +82,14 @@ pub struct Pong(pub Bytes);
 
 /// A type that can be the payload of an `#[on_message]` handler.
 ///
-/// Implemented for `String` (text), `Bytes` and `Vec<u8>` (binary), [`Json<T>`] (text) and
-/// [`Pong`]. An endpoint has at most one handler per [`MessageKind`].
+/// Implemented for `String` (text), `Bytes` and `Vec<u8>` (binary), [`Json<T>`] (text),
+/// [`Pong`], and your own types through the codec wrappers [`Text<T>`](crate::codec::Text) and
+/// [`Binary<T>`](crate::codec::Binary) (and `MsgPack<T>` / `Cbor<T>` with their features). An
+/// endpoint has at most one handler per [`MessageKind`].
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be the payload of an #[on_message] handler",
     label = "not a message payload",
-    note = "a payload is one of: String (text), Bytes or Vec<u8> (binary), Json<T> (text, decoded with serde), Pong"
+    note = "a payload is one of: String (text), Bytes or Vec<u8> (binary), Json<T> (text, decoded with serde), Pong, or your type in Text<T> / Binary<T> (implement ws_endpoint::codec::DecodeText / DecodeBinary)"
 )]
 pub trait MessagePayload: Sized {
     /// Which messages this payload takes.
@@ -154,7 +156,7 @@ impl<T: DeserializeOwned> MessagePayload for Json<T> {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be sent as a WebSocket message",
     label = "not sendable",
-    note = "sendable values are: String, &str, Bytes, Vec<u8>, &'static [u8], Json<T: Serialize>"
+    note = "sendable values are: String, &str, Bytes, Vec<u8>, &'static [u8], Json<T: Serialize>, or your type in Text<T> / Binary<T> (implement ws_endpoint::codec::EncodeText / EncodeBinary)"
 )]
 pub trait Sendable {
     /// Encodes the value as one text or binary frame.
