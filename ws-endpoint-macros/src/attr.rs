@@ -102,6 +102,8 @@ pub struct EndpointArgs {
     pub heartbeat: Option<bool>,
     /// Longest wait of a send for a peer that does not read.
     pub send_timeout: Option<Dur>,
+    /// Broadcast policy for a full queue: "drop_messages" or "close".
+    pub slow_consumer: Option<LitStr>,
 }
 
 /// The keys of `#[on_message(...)]`.

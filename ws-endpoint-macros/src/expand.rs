@@ -26,6 +26,20 @@ pub fn endpoint(args: ServerEndpoint, mut item: ItemImpl) -> Result<TokenStream,
             errors.push(e.into());
         }
     }
+    if let Some(policy) = &args.args.slow_consumer {
+        if !matches!(policy.value().as_str(), "drop_messages" | "close") {
+            errors.push(
+                syn::Error::new(
+                    policy.span(),
+                    format!(
+                        "unknown slow_consumer policy \"{}\": use \"drop_messages\" or \"close\"",
+                        policy.value()
+                    ),
+                )
+                .into(),
+            );
+        }
+    }
     if !item.generics.params.is_empty() {
         errors.push(
             syn::Error::new_spanned(&item.generics, "#[server_endpoint] types cannot be generic")
@@ -166,6 +180,10 @@ fn fallback(item: &ItemImpl) -> TokenStream {
             pub fn endpoint() -> ::ws_endpoint::EndpointService<::ws_endpoint::__private::FallbackEndpoint> {
                 ::core::unreachable!()
             }
+            #[allow(dead_code)]
+            pub fn hub() -> ::ws_endpoint::Hub {
+                ::core::unreachable!()
+            }
         }
     }
 }
@@ -278,6 +296,13 @@ fn expand(
     if let Some(d) = a.idle_timeout {
         let ms = d.0.as_millis() as u64;
         config.extend(quote! { __c = __c.idle_timeout(::core::option::Option::Some(::core::time::Duration::from_millis(#ms))); });
+    }
+    if let Some(policy) = &a.slow_consumer {
+        let variant = match policy.value().as_str() {
+            "close" => quote!(Close),
+            _ => quote!(DropMessages),
+        };
+        config.extend(quote! { __c = __c.slow_consumer(::ws_endpoint::SlowConsumer::#variant); });
     }
     if let Some(d) = a.send_timeout {
         let ms = d.0.as_millis() as u64;
@@ -504,6 +529,11 @@ fn expand(
             /// `#[server_endpoint]` attributes at runtime.
             pub fn endpoint() -> ::ws_endpoint::EndpointService<Self> {
                 ::ws_endpoint::EndpointService::new()
+            }
+
+            /// The sessions, broadcasts and rooms of this endpoint in this process.
+            pub fn hub() -> ::ws_endpoint::Hub {
+                ::ws_endpoint::Hub::of::<Self>()
             }
         }
 

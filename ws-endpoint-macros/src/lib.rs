@@ -48,6 +48,10 @@ pub fn server_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {
                     pub fn endpoint() -> ::ws_endpoint::EndpointService<::ws_endpoint::__private::FallbackEndpoint> {
                         ::core::unreachable!()
                     }
+                    #[allow(dead_code)]
+                    pub fn hub() -> ::ws_endpoint::Hub {
+                        ::core::unreachable!()
+                    }
                 }
                 #errs
             }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::hub::SlowConsumer;
+
 /// Default `max_message_size`: 64 KiB, per message after reassembling fragments.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
 /// Default heartbeat ping interval.
@@ -52,6 +54,8 @@ pub struct EndpointConfig {
     /// has stopped reading) fails, and the peer is considered dead: the connection is dropped
     /// and `on_close` gets 1006. This is the slow-reader policy.
     pub send_timeout: Duration,
+    /// What a broadcast does with a session whose outbound queue is full.
+    pub slow_consumer: SlowConsumer,
 }
 
 impl EndpointConfig {
@@ -68,7 +72,14 @@ impl EndpointConfig {
             ping_interval: Some(DEFAULT_PING_INTERVAL),
             pong_timeout: DEFAULT_PONG_TIMEOUT,
             send_timeout: DEFAULT_SEND_TIMEOUT,
+            slow_consumer: SlowConsumer::DropMessages,
         }
+    }
+
+    /// Sets the slow-consumer policy of broadcasts.
+    pub fn slow_consumer(mut self, policy: SlowConsumer) -> Self {
+        self.slow_consumer = policy;
+        self
     }
 
     /// Sets the send timeout (the slow-reader policy).

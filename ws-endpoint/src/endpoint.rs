@@ -174,6 +174,17 @@ impl<E: Endpoint> EndpointService<E> {
         self
     }
 
+    /// Sets what a broadcast does with a session whose outbound queue is full.
+    pub fn slow_consumer(mut self, policy: crate::SlowConsumer) -> Self {
+        self.config.slow_consumer = policy;
+        self
+    }
+
+    /// The [`Hub`](crate::Hub) of this endpoint (broadcast, rooms).
+    pub fn hub(&self) -> crate::Hub {
+        crate::Hub::of::<E>()
+    }
+
     /// Disables the heartbeat.
     pub fn no_heartbeat(mut self) -> Self {
         self.config.ping_interval = None;
@@ -253,7 +264,13 @@ async fn upgrade<E: Endpoint>(
         actix_ws::handle_with_protocols(&req, empty, &protocols)?;
 
     let info = handshake::info(&req, &response);
-    let session = Session::new(TypeId::of::<E>(), sender, info, config.send_timeout);
+    let session = Session::new(
+        TypeId::of::<E>(),
+        sender,
+        info,
+        config.send_timeout,
+        config.slow_consumer,
+    );
     registry::register(&session);
 
     let limits = Limits {

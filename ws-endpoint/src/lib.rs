@@ -55,6 +55,7 @@ mod endpoint;
 mod error;
 mod frame;
 mod handshake;
+pub mod hub;
 mod message;
 mod registry;
 mod server;
@@ -72,6 +73,7 @@ pub use crate::{
     },
     endpoint::EndpointService,
     error::{EndpointError, MessageKind, SendError},
+    hub::{Delivery, Hub, SlowConsumer},
     message::{HandlerReturn, Json, MessagePayload, Pong, Sendable},
     registry::{all_open_sessions, open_session_count, shutdown},
     server::{shutdown_on_signal, WsServerExt, CLOSE_LINGER},
@@ -87,7 +89,7 @@ pub use ws_endpoint_macros::{
 pub mod prelude {
     pub use crate::{
         on_close, on_error, on_message, on_open, path_param, server_endpoint, Bytes, CloseCode,
-        CloseReason, EndpointError, Json, Pong, Session, WsServerExt,
+        CloseReason, EndpointError, Hub, Json, Pong, Session, WsServerExt,
     };
     pub use actix_web::{web, App, HttpRequest, HttpServer};
 }

@@ -2,7 +2,7 @@
 
 use std::{
     any::TypeId,
-    collections::HashMap,
+    collections::{BTreeSet, HashMap},
     sync::{LazyLock, Mutex},
     time::Duration,
 };
@@ -14,18 +14,26 @@ use crate::{
     session::{Session, SessionId},
 };
 
+/// Open sessions and room memberships. Rooms belong to an endpoint: `(endpoint, room name)`.
+#[derive(Default)]
+pub(crate) struct Table {
+    pub(crate) sessions: HashMap<SessionId, Session>,
+    pub(crate) rooms: HashMap<(TypeId, String), BTreeSet<SessionId>>,
+    pub(crate) memberships: HashMap<SessionId, BTreeSet<String>>,
+}
+
 struct Registry {
-    sessions: Mutex<HashMap<SessionId, Session>>,
+    table: Mutex<Table>,
     count: watch::Sender<usize>,
 }
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
-    sessions: Mutex::new(HashMap::new()),
+    table: Mutex::new(Table::default()),
     count: watch::channel(0).0,
 });
 
-fn table() -> std::sync::MutexGuard<'static, HashMap<SessionId, Session>> {
-    REGISTRY.sessions.lock().unwrap_or_else(|e| e.into_inner())
+pub(crate) fn table() -> std::sync::MutexGuard<'static, Table> {
+    REGISTRY.table.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 static SHUTTING_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -37,18 +45,31 @@ pub(crate) fn shutting_down() -> bool {
 
 pub(crate) fn register(session: &Session) {
     let mut t = table();
-    t.insert(session.id(), session.clone());
-    REGISTRY.count.send_replace(t.len());
+    t.sessions.insert(session.id(), session.clone());
+    REGISTRY.count.send_replace(t.sessions.len());
 }
 
+/// Removes a session and its room memberships.
 pub(crate) fn unregister(id: SessionId) {
     let mut t = table();
-    t.remove(&id);
-    REGISTRY.count.send_replace(t.len());
+    if let Some(session) = t.sessions.remove(&id) {
+        let endpoint = session.inner.endpoint;
+        for room in t.memberships.remove(&id).unwrap_or_default() {
+            let key = (endpoint, room);
+            if let Some(members) = t.rooms.get_mut(&key) {
+                members.remove(&id);
+                if members.is_empty() {
+                    t.rooms.remove(&key);
+                }
+            }
+        }
+    }
+    REGISTRY.count.send_replace(t.sessions.len());
 }
 
 pub(crate) fn sessions_of(endpoint: TypeId) -> Vec<Session> {
     table()
+        .sessions
         .values()
         .filter(|s| s.inner.endpoint == endpoint)
         .cloned()
@@ -68,7 +89,7 @@ pub fn open_session_count() -> usize {
 
 /// A snapshot of every open session in this process, all endpoints together.
 pub fn all_open_sessions() -> Vec<Session> {
-    table().values().cloned().collect()
+    table().sessions.values().cloned().collect()
 }
 
 /// Closes every open session with 1001 ("server shutting down") and waits until each one's

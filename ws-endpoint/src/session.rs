@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 use crate::{
     close::CloseReason,
     error::{EndpointError, SendError},
+    hub::{Hub, Offer, Prepared, SlowConsumer},
     message::{Outgoing, Sendable},
     registry,
 };
@@ -74,6 +75,8 @@ pub(crate) struct Inner {
     last_sent_ms: AtomicU64,
     /// How long a send may wait for room in the outbound queue before the peer is deemed dead.
     send_timeout: Duration,
+    /// What a broadcast does when this session's queue is full.
+    pub(crate) slow_consumer: SlowConsumer,
     /// Woken when the connection is dropped, so that blocked sends return at once.
     aborted: Notify,
     aborted_flag: AtomicBool,
@@ -123,6 +126,7 @@ impl Session {
         sender: actix_ws::Session,
         info: HandshakeInfo,
         send_timeout: Duration,
+        slow_consumer: SlowConsumer,
     ) -> Session {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Session {
@@ -138,6 +142,7 @@ impl Session {
                 epoch: Instant::now(),
                 last_sent_ms: AtomicU64::new(0),
                 send_timeout,
+                slow_consumer,
                 aborted: Notify::new(),
                 aborted_flag: AtomicBool::new(false),
             }),
@@ -203,6 +208,46 @@ impl Session {
     /// (`getOpenSessions`).
     pub fn open_sessions(&self) -> Vec<Session> {
         registry::sessions_of(self.inner.endpoint)
+    }
+
+    /// The [`Hub`] of this session's endpoint: broadcast and rooms.
+    pub fn hub(&self) -> Hub {
+        Hub::for_type(self.inner.endpoint)
+    }
+
+    /// Joins `room` (of this endpoint); returns false if already a member or closed. A session
+    /// leaves all its rooms when it closes.
+    pub fn join(&self, room: impl AsRef<str>) -> bool {
+        crate::hub::join(self, room.as_ref())
+    }
+
+    /// Leaves `room`; returns false if not a member.
+    pub fn leave(&self, room: impl AsRef<str>) -> bool {
+        crate::hub::leave(self, room.as_ref())
+    }
+
+    /// The rooms this session is in, sorted.
+    pub fn rooms(&self) -> Vec<String> {
+        crate::hub::rooms_of(self)
+    }
+
+    /// Offers a prepared message to the outbound queue without waiting.
+    pub(crate) fn offer(&self, msg: &Prepared) -> Offer {
+        let Ok(mut sender) = self.sender() else {
+            return Offer::Closed;
+        };
+        let result = match msg {
+            Prepared::Text(text) => sender.text(text.clone()).now_or_never(),
+            Prepared::Binary(data) => sender.binary(data.clone()).now_or_never(),
+        };
+        match result {
+            Some(Ok(())) => {
+                self.touch();
+                Offer::Sent
+            }
+            Some(Err(_)) => Offer::Closed,
+            None => Offer::Full,
+        }
     }
 
     /// Stores a typed per-session property (`getUserProperties`), returning the previous value of

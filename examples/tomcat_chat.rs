@@ -1,0 +1,203 @@
+//! Tomcat's annotated chat example, ported: `ChatAnnotation` at `/websocket/chat`, and a page at
+//! `/` to try it in a browser.
+//!
+//! ```text
+//! cargo run --example tomcat_chat                       # then open http://127.0.0.1:8080/
+//! cargo run --example tomcat_chat -- 127.0.0.1:9000     # or: TOMCAT_CHAT_ADDR=0.0.0.0:8080
+//! websocat ws://127.0.0.1:8080/websocket/chat
+//! ```
+//!
+//! The original is `websocket.chat.ChatAnnotation` in Tomcat's
+//! `webapps/examples/WEB-INF/classes/`, with `util.HTMLFilter`. The protocol is plain text:
+//!
+//! * each connection is named `Guest0`, `Guest1`, … from one process-wide counter;
+//! * on open, everyone (the newcomer included) gets `* Guest0 has joined.`;
+//! * a message `hello` from Guest0 goes to everyone as `Guest0: hello`, with `&`, `<`, `>` and
+//!   `"` escaped as HTML (Tomcat's page shows messages with `innerHTML`, so the server escapes);
+//! * on close, everyone left gets `* Guest0 has disconnected.`.
+//!
+//! # Side by side
+//!
+//! ```text
+//! @ServerEndpoint("/websocket/chat")                  #[server_endpoint("/websocket/chat", …)]
+//! public class ChatAnnotation {                       impl ChatAnnotation {
+//!   static AtomicInteger connectionIds;                 (static CONNECTION_IDS: AtomicUsize)
+//!   static Set<ChatAnnotation> connections;             (session.open_sessions())
+//!   @OnOpen                                             #[on_open]
+//!   public void start(Session session) {                async fn start(&mut self, session: &Session) {
+//!     this.session = session;                             self.nickname = format!("{GUEST_PREFIX}{}", …);
+//!     connections.add(this);                              session.set_property(Nickname(…));
+//!     broadcast(String.format("* %s %s",                  broadcast(session,
+//!         nickname, "has joined."));                          &format!("* {} has joined.", …)).await;
+//!   }                                                   }
+//!   @OnClose                                            #[on_close]
+//!   public void end() {                                 async fn end(&mut self, session: &Session) {
+//!     connections.remove(this);                           broadcast(session,
+//!     broadcast(… "has disconnected.");                      &format!("* {} has disconnected.", …)).await;
+//!   }                                                   }
+//!   @OnMessage                                          #[on_message]
+//!   public void incoming(String message) {              async fn incoming(&mut self, session: &Session,
+//!     broadcast(String.format("%s: %s", nickname,           message: String) {
+//!         HTMLFilter.filter(message)));                   broadcast(session, &format!("{}: {}", …,
+//!   }                                                         html_filter(&message))).await;
+//!   @OnError                                            #[on_error]
+//!   public void onError(Throwable t) {                  fn on_error(&mut self, t: EndpointError) {
+//!     log.error("Chat Error: " + t, t);                   tracing::error!("Chat Error: {t}");
+//!   }                                                   }
+//! }                                                   }
+//! ```
+//!
+//! # Differences from the Java original
+//!
+//! * **Who is connected.** Java keeps a static `CopyOnWriteArraySet<ChatAnnotation>`; here the
+//!   runtime's `session.open_sessions()` (JSR 356 `getOpenSessions()`) is that set: the open
+//!   sessions of this endpoint in this process, taken as a snapshot before each broadcast. The
+//!   nickname is kept as a session property (`getUserProperties()`) for the log line of a failed
+//!   send. Broadcasts go in session-id order (joining order), like Java's insertion order.
+//! * **A send that fails.** Tomcat catches the `IOException`, removes and closes that client,
+//!   broadcasts `* GuestN has been disconnected.`, and goes on; its `@OnClose` then also
+//!   broadcasts `* GuestN has disconnected.`, so the others see two notices for one departure.
+//!   Here a send fails only once the session is closed (a peer that stops reading is dropped
+//!   by the runtime after `send_timeout`, 10 s, and gets `on_close` 1006), so the broadcast goes
+//!   on with the next client, closes the failing one (a no-op kept for the side-by-side), and
+//!   its `on_close`, which runs exactly once per session, sends the single
+//!   `* GuestN has disconnected.` notice. Sessions already closing are skipped without an error.
+//! * **Message size.** Tomcat buffers a whole text message in 8192 characters by default and
+//!   closes with 1009 beyond that; this endpoint sets `max_message_size = 8192` (bytes, the
+//!   runtime counts UTF-8 bytes), also closed with 1009 (and `on_error` is called first, which
+//!   Tomcat does not do).
+//! * **A binary message**, for which neither endpoint has a handler, closes the session with
+//!   1003 here; Tomcat drops it.
+//! * **Heartbeat.** The runtime pings every 30 s and drops a peer that does not answer in 10 s
+//!   (browsers and client libraries answer by themselves); Tomcat sends no pings, so a vanished
+//!   client stays in its set until a send to it fails.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use actix_web::HttpResponse;
+use ws_endpoint::prelude::*;
+
+const GUEST_PREFIX: &str = "Guest";
+
+/// Nickname numbers, process-wide (Java's `static AtomicInteger connectionIds`).
+static CONNECTION_IDS: AtomicUsize = AtomicUsize::new(0);
+
+/// A session's nickname, as a session property.
+#[derive(Clone)]
+struct Nickname(String);
+
+/// One chat connection.
+#[derive(Default)]
+pub struct ChatAnnotation {
+    nickname: String,
+}
+
+#[server_endpoint("/websocket/chat", max_message_size = 8192)]
+impl ChatAnnotation {
+    #[on_open]
+    async fn start(&mut self, session: &Session) {
+        // Java names the guest in its constructor; the container builds one instance per
+        // connection, right after the handshake, which is when `on_open` runs here.
+        self.nickname = format!(
+            "{GUEST_PREFIX}{}",
+            CONNECTION_IDS.fetch_add(1, Ordering::Relaxed)
+        );
+        session.set_property(Nickname(self.nickname.clone()));
+        broadcast(session, &format!("* {} {}", self.nickname, "has joined.")).await;
+    }
+
+    #[on_close]
+    async fn end(&mut self, session: &Session) {
+        // This session is no longer open, so the broadcast skips it (Java removes it from the
+        // set first).
+        broadcast(
+            session,
+            &format!("* {} {}", self.nickname, "has disconnected."),
+        )
+        .await;
+    }
+
+    #[on_message]
+    async fn incoming(&mut self, session: &Session, message: String) {
+        // Never trust the client
+        let filtered = format!("{}: {}", self.nickname, html_filter(&message));
+        broadcast(session, &filtered).await;
+    }
+
+    #[on_error]
+    fn on_error(&mut self, t: EndpointError) {
+        tracing::error!("Chat Error: {t}");
+    }
+}
+
+/// Sends `msg` to every open session of the chat endpoint (`session`'s endpoint), one after the
+/// other. A failed send does not stop the broadcast.
+async fn broadcast(session: &Session, msg: &str) {
+    let mut clients = session.open_sessions();
+    clients.sort_by_key(Session::id);
+    for client in clients {
+        if !client.is_open() {
+            // Closing: its own `on_close` announces it.
+            continue;
+        }
+        if let Err(err) = client.text(msg).await {
+            let nickname = client
+                .property::<Nickname>()
+                .map(|n| n.0)
+                .unwrap_or_default();
+            tracing::debug!(%err, %nickname, "Chat Error: Failed to send message to client");
+            let _ = client.close(CloseReason::normal()).await;
+        }
+    }
+}
+
+/// Port of Tomcat's `util.HTMLFilter.filter`: escapes the characters that are sensitive in
+/// HTML (`<`, `>`, `&`, `"`; not `'`, as in Tomcat).
+pub fn html_filter(message: &str) -> String {
+    let mut result = String::with_capacity(message.len() + 50);
+    for c in message.chars() {
+        match c {
+            '<' => result.push_str("&lt;"),
+            '>' => result.push_str("&gt;"),
+            '&' => result.push_str("&amp;"),
+            '"' => result.push_str("&quot;"),
+            c => result.push(c),
+        }
+    }
+    result
+}
+
+/// The page (a port of Tomcat's `websocket/chat.xhtml`).
+async fn index() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(include_str!("tomcat_chat.html"))
+}
+
+/// The page at `/` and the endpoint at `/websocket/chat` (also used by
+/// `tests/tomcat_examples.rs`).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(index))
+        .service(ChatAnnotation::endpoint());
+}
+
+#[allow(dead_code)] // the integration test includes this file as a module
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let addr = std::env::args()
+        .nth(1)
+        .or_else(|| std::env::var("TOMCAT_CHAT_ADDR").ok())
+        .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+    let server = HttpServer::new(|| App::new().configure(configure))
+        .with_ws_defaults()
+        .bind(&addr)?;
+    for bound in server.addrs() {
+        println!("tomcat_chat: open http://{bound}/ in a browser (endpoint: ws://{bound}/websocket/chat)");
+    }
+    server.run().await
+}
