@@ -88,7 +88,8 @@ pub(crate) fn info(req: &HttpRequest, response: &HttpResponse) -> HandshakeInfo 
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
         peer_addr: req.peer_addr(),
-        secure: req.connection_info().scheme() == "https",
+        // The listener's own TLS, not the spoofable Forwarded / X-Forwarded-Proto headers.
+        secure: req.app_config().secure(),
     }
 }
 

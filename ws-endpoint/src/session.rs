@@ -199,7 +199,8 @@ impl Session {
         self.inner.info.peer_addr
     }
 
-    /// Whether the handshake came over TLS (`isSecure`).
+    /// Whether the connection came in on a TLS listener of this server (`isSecure`); proxy
+    /// headers (`X-Forwarded-Proto`) are not trusted.
     pub fn is_secure(&self) -> bool {
         self.inner.info.secure
     }
