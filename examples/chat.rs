@@ -27,93 +27,52 @@
 //!   `{"kind":"error","error":"…"}`; the session stays open.
 //!
 //! The nickname comes from the query string (`?nick=ada`), else it is `guest-<session id>`.
-//! Rooms live in memory, in one [`Rooms`] registry shared by all workers through `web::Data`.
-
-use std::{
-    collections::HashMap,
-    sync::{Mutex, MutexGuard},
-};
+//! Rooms are the endpoint's [`Hub`] rooms: a session joins the room of its path and leaves it
+//! when it closes; events go out with `Chat::hub().to_room(…)`, which never waits on a slow
+//! member.
+//!
+//! Several chat servers share their rooms through Redis (cargo feature `redis`):
+//!
+//! ```text
+//! cargo run --features redis --example chat -- 127.0.0.1:8080 --redis redis://127.0.0.1/
+//! cargo run --features redis --example chat -- 127.0.0.1:8081 --redis redis://127.0.0.1/
+//! ```
+//!
+//! A message sent on either server reaches the room's members on both; the `members` lists
+//! name the members connected to the server that sends the event.
 
 use actix_web::HttpResponse;
 use serde::{Deserialize, Serialize};
-use ws_endpoint::{prelude::*, SessionId};
+use ws_endpoint::prelude::*;
 
 /// Longest nickname kept, in characters.
 const MAX_NICK_CHARS: usize = 32;
 
-/// Who is in which room: room name → session id → (nickname, session).
-///
-/// The lock is only held to read or update the map, never across an `.await`: a broadcast
-/// clones the sessions out first, then sends.
-#[derive(Default)]
-pub struct Rooms {
-    rooms: Mutex<HashMap<String, Members>>,
+/// A session's nickname, kept as a session property.
+#[derive(Debug, Clone)]
+struct Nick(String);
+
+/// The sorted nicknames of `room`'s members (on this server).
+fn members(room: &str) -> Vec<String> {
+    let mut nicks: Vec<String> = Chat::hub()
+        .room_members(room)
+        .iter()
+        .filter_map(|s| s.property::<Nick>().map(|n| n.0))
+        .collect();
+    nicks.sort();
+    nicks
 }
 
-/// One room: session id → (nickname, session).
-type Members = HashMap<SessionId, (String, Session)>;
-
-/// The sessions of a room to send to, and its sorted nicknames.
-type Snapshot = (Vec<Session>, Vec<String>);
-
-impl Rooms {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Members>> {
-        // The critical sections cannot leave the map half-updated, so a poisoned lock is fine.
-        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn snapshot(members: Option<&Members>) -> Snapshot {
-        let Some(members) = members else {
-            return (Vec::new(), Vec::new());
-        };
-        let sessions = members.values().map(|(_, s)| s.clone()).collect();
-        let mut nicks: Vec<String> = members.values().map(|(n, _)| n.clone()).collect();
-        nicks.sort();
-        (sessions, nicks)
-    }
-
-    /// Adds `session` to `room` as `nick`; the sessions returned are the others.
-    fn join(&self, room: &str, nick: &str, session: &Session) -> Snapshot {
-        let mut rooms = self.lock();
-        let members = rooms.entry(room.to_owned()).or_default();
-        members.insert(session.id(), (nick.to_owned(), session.clone()));
-        let (mut sessions, nicks) = Self::snapshot(Some(members));
-        sessions.retain(|s| s.id() != session.id());
-        (sessions, nicks)
-    }
-
-    /// Removes session `id` from `room` (and the room, once empty).
-    fn leave(&self, room: &str, id: SessionId) -> Snapshot {
-        let mut rooms = self.lock();
-        let Some(members) = rooms.get_mut(room) else {
-            return (Vec::new(), Vec::new());
-        };
-        members.remove(&id);
-        if members.is_empty() {
-            rooms.remove(room);
-            return (Vec::new(), Vec::new());
-        }
-        Self::snapshot(Some(members))
-    }
-
-    /// Renames session `id` in `room`.
-    fn rename(&self, room: &str, id: SessionId, nick: &str) -> Snapshot {
-        let mut rooms = self.lock();
-        let Some(members) = rooms.get_mut(room) else {
-            return (Vec::new(), Vec::new());
-        };
-        if let Some((old, _)) = members.get_mut(&id) {
-            nick.clone_into(old);
-        }
-        Self::snapshot(Some(members))
-    }
-
-    /// The sessions in `room` now.
-    fn sessions(&self, room: &str) -> Vec<Session> {
-        self.lock()
-            .get(room)
-            .map(|members| members.values().map(|(_, s)| s.clone()).collect())
-            .unwrap_or_default()
+/// Sends `event` to `room`, or to all its members but `except`. Never waits: a member whose
+/// queue is full misses the event (the endpoint's slow-consumer policy).
+fn to_room(room: &str, except: Option<&Session>, event: Event) {
+    let hub = Chat::hub();
+    let result = match except {
+        Some(session) => hub.to_room_except(room, session, Json(event)),
+        None => hub.to_room(room, Json(event)),
+    };
+    if let Err(err) = result {
+        tracing::error!(%err, "could not send an event");
     }
 }
 
@@ -176,18 +135,6 @@ struct Params {
     nick: Option<String>,
 }
 
-/// Sends `event` to each of `sessions`, one after the other (so every member sees the room's
-/// events in the same order). A member that left meanwhile is skipped.
-async fn broadcast(sessions: Vec<Session>, event: &Event) {
-    let text = match serde_json::to_string(event) {
-        Ok(text) => text,
-        Err(err) => return tracing::error!(%err, "could not encode an event"),
-    };
-    for session in sessions {
-        let _ = session.text(text.clone()).await;
-    }
-}
-
 /// A usable nickname from user input: trimmed, no control characters, at most
 /// [`MAX_NICK_CHARS`]; `None` if nothing is left.
 fn clean_nick(raw: &str) -> Option<String> {
@@ -206,7 +153,6 @@ fn clean_nick(raw: &str) -> Option<String> {
 /// One chat connection.
 #[derive(Default)]
 struct Chat {
-    rooms: Option<web::Data<Rooms>>,
     room: String,
     nick: String,
 }
@@ -218,7 +164,6 @@ impl Chat {
         &mut self,
         session: &Session,
         #[path_param] room: String,
-        rooms: web::Data<Rooms>,
         query: web::Query<Params>,
     ) {
         let nick = query
@@ -227,27 +172,31 @@ impl Chat {
             .and_then(clean_nick)
             .unwrap_or_else(|| format!("guest-{}", session.id()));
         tracing::info!(session = %session.id(), %room, %nick, "join");
-        let (others, members) = rooms.join(&room, &nick, session);
-        let welcome = Event::Welcome {
-            room: room.clone(),
-            nick: nick.clone(),
-            members: members.clone(),
-        };
-        let join = Event::Join {
-            room: room.clone(),
-            nick: nick.clone(),
-            members,
-        };
-        self.rooms = Some(rooms);
+        session.set_property(Nick(nick.clone()));
+        session.join(&room);
+        let members = members(&room);
+        let _ = session
+            .json(&Event::Welcome {
+                room: room.clone(),
+                nick: nick.clone(),
+                members: members.clone(),
+            })
+            .await;
+        to_room(
+            &room,
+            Some(session),
+            Event::Join {
+                room: room.clone(),
+                nick: nick.clone(),
+                members,
+            },
+        );
         self.room = room;
         self.nick = nick;
-        let _ = session.json(&welcome).await;
-        broadcast(others, &join).await;
     }
 
     #[on_message]
-    async fn text(&mut self, session: &Session, Json(msg): Json<Incoming>) -> Option<Json<Event>> {
-        let rooms = self.rooms.clone()?;
+    fn text(&mut self, session: &Session, Json(msg): Json<Incoming>) -> Option<Json<Event>> {
         if let Some(arg) = msg.text.strip_prefix("/nick") {
             if !arg.is_empty() && !arg.starts_with(char::is_whitespace) {
                 return Event::error(format!("unknown command: {}", msg.text));
@@ -255,16 +204,16 @@ impl Chat {
             let Some(nick) = clean_nick(arg) else {
                 return Event::error("usage: /nick <new nickname>");
             };
-            let (sessions, members) = rooms.rename(&self.room, session.id(), &nick);
+            session.set_property(Nick(nick.clone()));
             let old = std::mem::replace(&mut self.nick, nick.clone());
             tracing::info!(session = %session.id(), room = %self.room, %old, %nick, "nick");
             let event = Event::Nick {
                 room: self.room.clone(),
                 from: old,
                 to: nick,
-                members,
+                members: members(&self.room),
             };
-            broadcast(sessions, &event).await;
+            to_room(&self.room, None, event);
             return None;
         }
         let text = msg.text.trim();
@@ -276,23 +225,23 @@ impl Chat {
             from: self.nick.clone(),
             text: text.to_owned(),
         };
-        broadcast(rooms.sessions(&self.room), &event).await;
+        to_room(&self.room, None, event);
         None
     }
 
     #[on_close]
-    async fn close(&mut self, session: &Session, reason: CloseReason) {
-        let Some(rooms) = self.rooms.take() else {
+    fn close(&mut self, session: &Session, reason: CloseReason) {
+        if self.room.is_empty() {
             return;
-        };
+        }
         tracing::info!(session = %session.id(), room = %self.room, nick = %self.nick, %reason, "leave");
-        let (sessions, members) = rooms.leave(&self.room, session.id());
+        session.leave(&self.room);
         let event = Event::Leave {
-            room: std::mem::take(&mut self.room),
+            room: self.room.clone(),
             nick: std::mem::take(&mut self.nick),
-            members,
+            members: members(&self.room),
         };
-        broadcast(sessions, &event).await;
+        to_room(&std::mem::take(&mut self.room), None, event);
     }
 
     #[on_error]
@@ -314,23 +263,25 @@ async fn index() -> HttpResponse {
         .body(include_str!("chat.html"))
 }
 
-/// The chat application: the page at `/`, the endpoint at `/chat/{room}`, sharing `rooms`.
-///
-/// Create `rooms` once, outside `HttpServer::new`, whose closure runs once per worker: each
-/// worker would have its own rooms otherwise.
-pub fn configure(
-    rooms: web::Data<Rooms>,
-) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
-    move |cfg| {
-        cfg.app_data(rooms.clone())
-            .route("/", web::get().to(index))
-            .service(Chat::endpoint());
-    }
+/// The chat application: the page at `/` and the endpoint at `/chat/{room}`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(index))
+        .service(Chat::endpoint());
+}
+
+/// `--redis URL` (or `CHAT_REDIS`): the Redis server through which several chat servers share
+/// their rooms.
+fn redis_url() -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--redis")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| std::env::var("CHAT_REDIS").ok())
 }
 
 #[allow(dead_code)] // the integration test includes this file as a module
 #[actix_web::main]
-async fn main() -> std::io::Result<()> {
+pub async fn main() -> std::io::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -338,10 +289,24 @@ async fn main() -> std::io::Result<()> {
         .init();
     let addr = std::env::args()
         .nth(1)
+        .filter(|a| !a.starts_with("--"))
         .or_else(|| std::env::var("CHAT_ADDR").ok())
         .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-    let rooms = web::Data::new(Rooms::default());
-    let server = HttpServer::new(move || App::new().configure(configure(rooms.clone())))
+    if let Some(url) = redis_url() {
+        #[cfg(feature = "redis")]
+        {
+            ws_endpoint::cluster::connect_redis(&url)
+                .await
+                .map_err(std::io::Error::other)?;
+            println!("chat: sharing rooms through {url}");
+        }
+        #[cfg(not(feature = "redis"))]
+        {
+            eprintln!("chat: --redis {url} needs `cargo run --features redis --example chat`");
+            std::process::exit(2);
+        }
+    }
+    let server = HttpServer::new(|| App::new().configure(configure))
         .with_ws_defaults()
         .bind(&addr)?;
     for bound in server.addrs() {

@@ -6,12 +6,11 @@
 mod chat;
 mod common;
 
-use actix_web::web;
 use common::*;
 use serde_json::{json, Value};
 
 fn start_chat() -> TestServer {
-    start(chat::configure(web::Data::new(chat::Rooms::default())))
+    start(chat::configure)
 }
 
 /// The next message, parsed as JSON.
@@ -42,8 +41,12 @@ async fn say(ws: &mut Ws, text: &str) {
     send_text(ws, &json!({ "text": text }).to_string()).await;
 }
 
+/// The chat's rooms are its endpoint's hub rooms, process-wide: tests run one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn the_page_is_served_at_the_root() {
+    let _serial = SERIAL.lock().await;
     let srv = start_chat();
     let (status, response) = http_request(
         srv.addr,
@@ -69,6 +72,7 @@ async fn the_page_is_served_at_the_root() {
 
 #[tokio::test]
 async fn joins_messages_and_leaves_stay_in_their_room() {
+    let _serial = SERIAL.lock().await;
     let srv = start_chat();
     let (mut ada, _) = join(&srv, "lobby", Some("ada")).await;
     let (mut bob, _) = join(&srv, "lobby", Some("bob")).await;
@@ -110,6 +114,7 @@ async fn joins_messages_and_leaves_stay_in_their_room() {
 
 #[tokio::test]
 async fn a_message_that_is_not_json_gets_an_error_and_the_session_stays_open() {
+    let _serial = SERIAL.lock().await;
     let srv = start_chat();
     let (mut ada, _) = join(&srv, "lobby", Some("ada")).await;
 
@@ -137,6 +142,7 @@ async fn a_message_that_is_not_json_gets_an_error_and_the_session_stays_open() {
 
 #[tokio::test]
 async fn without_a_nickname_a_guest_name_is_given() {
+    let _serial = SERIAL.lock().await;
     let srv = start_chat();
     let (mut ada, _) = join(&srv, "lobby", Some("ada")).await;
     let (mut guest, nick) = join(&srv, "lobby", None).await;
@@ -156,6 +162,7 @@ async fn without_a_nickname_a_guest_name_is_given() {
 
 #[tokio::test]
 async fn nick_command_renames_for_everyone() {
+    let _serial = SERIAL.lock().await;
     let srv = start_chat();
     let (mut ada, _) = join(&srv, "lobby", Some("ada")).await;
     let (mut bob, _) = join(&srv, "lobby", Some("bob")).await;

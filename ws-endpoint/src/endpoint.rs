@@ -265,7 +265,7 @@ async fn upgrade<E: Endpoint>(
 
     let info = handshake::info(&req, &response);
     let session = Session::new(
-        TypeId::of::<E>(),
+        (TypeId::of::<E>(), std::any::type_name::<E>()),
         sender,
         info,
         config.send_timeout,

@@ -116,6 +116,8 @@ pub(crate) enum Offer {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Hub {
     endpoint: TypeId,
+    /// The endpoint type's name: its key across processes.
+    name: &'static str,
 }
 
 impl fmt::Debug for Hub {
@@ -131,12 +133,21 @@ impl Hub {
     pub fn of<E: 'static>() -> Hub {
         Hub {
             endpoint: TypeId::of::<E>(),
+            name: std::any::type_name::<E>(),
         }
     }
 
-    pub(crate) fn for_type(endpoint: TypeId) -> Hub {
-        Hub { endpoint }
+    pub(crate) fn for_type(endpoint: TypeId, name: &'static str) -> Hub {
+        Hub { endpoint, name }
     }
+
+    #[cfg(feature = "redis")]
+    fn publish(&self, target: crate::cluster::Target<'_>, msg: &Prepared) {
+        crate::cluster::publish(self.name, target, msg);
+    }
+
+    #[cfg(not(feature = "redis"))]
+    fn publish(&self, _target: Target<'_>, _msg: &Prepared) {}
 
     /// A snapshot of the endpoint's open sessions (JSR 356 `getOpenSessions`).
     pub fn sessions(&self) -> Vec<Session> {
@@ -177,22 +188,36 @@ impl Hub {
         rooms
     }
 
-    /// Sends `msg` to every open session of the endpoint.
+    /// Sends `msg` to every open session of the endpoint (and, with [`crate::cluster`], of the
+    /// same endpoint in the other processes).
     pub fn broadcast(&self, msg: impl Sendable) -> Result<Delivery, SendError> {
-        self.broadcast_filter(|_| true, msg)
+        let prepared = Prepared::new(msg)?;
+        let delivery = deliver(&self.sessions(), &prepared);
+        self.publish(Target::All, &prepared);
+        Ok(delivery)
     }
 
-    /// Sends `msg` to every open session of the endpoint but `except` (typically the sender).
+    /// Sends `msg` to every open session of the endpoint but `except` (typically the sender),
+    /// here and in the other processes.
     pub fn broadcast_except(
         &self,
         except: &Session,
         msg: impl Sendable,
     ) -> Result<Delivery, SendError> {
+        let prepared = Prepared::new(msg)?;
         let id = except.id();
-        self.broadcast_filter(|s| s.id() != id, msg)
+        let targets: Vec<Session> = self
+            .sessions()
+            .into_iter()
+            .filter(|s| s.id() != id)
+            .collect();
+        let delivery = deliver(&targets, &prepared);
+        self.publish(Target::All, &prepared);
+        Ok(delivery)
     }
 
-    /// Sends `msg` to the sessions of the endpoint for which `filter` returns true.
+    /// Sends `msg` to the sessions of the endpoint in this process for which `filter` returns
+    /// true (a filter does not travel to other processes).
     pub fn broadcast_filter(
         &self,
         filter: impl Fn(&Session) -> bool,
@@ -203,13 +228,15 @@ impl Hub {
         Ok(deliver(&targets, &prepared))
     }
 
-    /// Sends `msg` to every member of `room`.
+    /// Sends `msg` to every member of `room`, here and in the other processes.
     pub fn to_room(&self, room: &str, msg: impl Sendable) -> Result<Delivery, SendError> {
         let prepared = Prepared::new(msg)?;
-        Ok(deliver(&self.room_members(room), &prepared))
+        let delivery = deliver(&self.room_members(room), &prepared);
+        self.publish(Target::Room(room), &prepared);
+        Ok(delivery)
     }
 
-    /// Sends `msg` to every member of `room` but `except`.
+    /// Sends `msg` to every member of `room` but `except`, here and in the other processes.
     pub fn to_room_except(
         &self,
         room: &str,
@@ -223,8 +250,35 @@ impl Hub {
             .into_iter()
             .filter(|s| s.id() != id)
             .collect();
-        Ok(deliver(&targets, &prepared))
+        let delivery = deliver(&targets, &prepared);
+        self.publish(Target::Room(room), &prepared);
+        Ok(delivery)
     }
+}
+
+#[cfg(feature = "redis")]
+use crate::cluster::Target;
+
+/// Where a broadcast goes (without the `redis` feature it goes nowhere else).
+#[cfg(not(feature = "redis"))]
+#[allow(dead_code)]
+enum Target<'a> {
+    All,
+    Room(&'a str),
+}
+
+/// Delivers a broadcast that another process published to this process's sessions.
+#[cfg(feature = "redis")]
+pub(crate) fn deliver_remote(endpoint: &str, room: Option<String>, msg: &Prepared) {
+    let Some(&(type_id, name)) = registry::table().names.get(endpoint) else {
+        return; // no session of that endpoint has ever opened here
+    };
+    let hub = Hub::for_type(type_id, name);
+    let targets = match room {
+        None => hub.sessions(),
+        Some(room) => hub.room_members(&room),
+    };
+    deliver(&targets, msg);
 }
 
 fn deliver(targets: &[Session], msg: &Prepared) -> Delivery {

@@ -48,6 +48,8 @@
 #![warn(missing_docs)]
 
 mod close;
+#[cfg(feature = "redis")]
+pub mod cluster;
 pub mod codec;
 mod config;
 mod connection;

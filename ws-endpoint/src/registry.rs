@@ -20,6 +20,8 @@ pub(crate) struct Table {
     pub(crate) sessions: HashMap<SessionId, Session>,
     pub(crate) rooms: HashMap<(TypeId, String), BTreeSet<SessionId>>,
     pub(crate) memberships: HashMap<SessionId, BTreeSet<String>>,
+    /// Endpoint type names seen here, for broadcasts from other processes.
+    pub(crate) names: HashMap<&'static str, (TypeId, &'static str)>,
 }
 
 struct Registry {
@@ -45,6 +47,8 @@ pub(crate) fn shutting_down() -> bool {
 
 pub(crate) fn register(session: &Session) {
     let mut t = table();
+    let (endpoint, name) = (session.inner.endpoint, session.inner.endpoint_name);
+    t.names.entry(name).or_insert((endpoint, name));
     t.sessions.insert(session.id(), session.clone());
     REGISTRY.count.send_replace(t.sessions.len());
 }

@@ -64,6 +64,7 @@ pub(crate) struct HandshakeInfo {
 pub(crate) struct Inner {
     pub(crate) id: SessionId,
     pub(crate) endpoint: TypeId,
+    pub(crate) endpoint_name: &'static str,
     sender: Mutex<Option<actix_ws::Session>>,
     open: AtomicBool,
     close_request: Mutex<Option<CloseReason>>,
@@ -122,7 +123,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Session {
     pub(crate) fn new(
-        endpoint: TypeId,
+        (endpoint, endpoint_name): (TypeId, &'static str),
         sender: actix_ws::Session,
         info: HandshakeInfo,
         send_timeout: Duration,
@@ -133,6 +134,7 @@ impl Session {
             inner: Arc::new(Inner {
                 id: SessionId(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
                 endpoint,
+                endpoint_name,
                 sender: Mutex::new(Some(sender)),
                 open: AtomicBool::new(true),
                 close_request: Mutex::new(None),
@@ -213,7 +215,7 @@ impl Session {
 
     /// The [`Hub`] of this session's endpoint: broadcast and rooms.
     pub fn hub(&self) -> Hub {
-        Hub::for_type(self.inner.endpoint)
+        Hub::for_type(self.inner.endpoint, self.inner.endpoint_name)
     }
 
     /// Joins `room` (of this endpoint); returns false if already a member or closed. A session

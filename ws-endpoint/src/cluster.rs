@@ -1,0 +1,323 @@
+//! Broadcasts and rooms across processes, through Redis pub/sub (cargo feature `redis`).
+//!
+//! Call [`connect_redis`] once at start-up, in every server process. From then on every
+//! [`Hub`](crate::Hub) broadcast (`broadcast`, `broadcast_except`, `to_room`,
+//! `to_room_except`) is delivered to this process's sessions as before *and* published on one
+//! Redis channel; every other process connected to the same Redis delivers it to its own
+//! sessions of the same endpoint (matched by the endpoint type's name) and rooms.
+//!
+//! What it promises:
+//! - **Exactly once per receiving session** while Redis is up: each process delivers a message
+//!   only to its own sessions, and ignores what it published itself (no echo loops).
+//! - **At most once across an outage.** Redis pub/sub keeps nothing for a subscriber that is
+//!   away. While Redis is unreachable, broadcasts still reach this process's sessions; other
+//!   processes miss them (they are counted in [`ClusterStats::publish_failed`]). The connection
+//!   is re-established and the subscription renewed automatically (redis-rs's
+//!   `ConnectionManager` with automatic resubscription); later broadcasts reach every process
+//!   again.
+//! - `broadcast_filter` stays local (a closure cannot travel); `Hub::sessions`, `count`,
+//!   `room_members` and `Delivery` describe this process only.
+//!
+//! ```no_run
+//! # async fn start() -> Result<(), Box<dyn std::error::Error>> {
+//! ws_endpoint::cluster::connect_redis("redis://127.0.0.1/").await?;
+//! // ... HttpServer::new(...).run().await
+//! # Ok(()) }
+//! ```
+
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        OnceLock,
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use bytestring::ByteString;
+use redis::{aio::ConnectionManagerConfig, PushKind, Value};
+use tokio::sync::mpsc;
+
+use crate::hub::{self, Prepared};
+
+/// The Redis channel all processes publish on and subscribe to.
+pub const CHANNEL: &str = "ws-endpoint:broadcast";
+
+/// How many broadcasts may wait for Redis before new ones are dropped (not delivered to other
+/// processes; local delivery is unaffected).
+const PUBLISH_QUEUE: usize = 8192;
+
+/// Counters of the Redis link of this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClusterStats {
+    /// Broadcasts published to Redis.
+    pub published: u64,
+    /// Broadcasts that could not be published (Redis unreachable, or the queue full).
+    pub publish_failed: u64,
+    /// Broadcasts received from other processes and delivered here.
+    pub received: u64,
+}
+
+struct Backplane {
+    node: [u8; 16],
+    tx: mpsc::Sender<Vec<u8>>,
+    published: AtomicU64,
+    publish_failed: AtomicU64,
+    received: AtomicU64,
+}
+
+static BACKPLANE: OnceLock<Backplane> = OnceLock::new();
+
+/// Where a broadcast goes.
+pub(crate) enum Target<'a> {
+    All,
+    Room(&'a str),
+}
+
+/// The counters of this process's Redis link, or `None` when [`connect_redis`] was not called.
+pub fn stats() -> Option<ClusterStats> {
+    BACKPLANE.get().map(|b| ClusterStats {
+        published: b.published.load(Ordering::Relaxed),
+        publish_failed: b.publish_failed.load(Ordering::Relaxed),
+        received: b.received.load(Ordering::Relaxed),
+    })
+}
+
+fn node_id() -> [u8; 16] {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS; mix in time and pid for good measure.
+    let mut id = [0u8; 16];
+    for (i, chunk) in id.chunks_mut(8).enumerate() {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default(),
+        );
+        h.write_u32(std::process::id());
+        h.write_usize(i);
+        chunk.copy_from_slice(&h.finish().to_be_bytes());
+    }
+    id
+}
+
+/// Error of [`connect_redis`].
+#[derive(Debug)]
+pub enum ClusterError {
+    /// Redis refused or could not be reached.
+    Redis(redis::RedisError),
+    /// `connect_redis` was already called in this process.
+    AlreadyConnected,
+}
+
+impl std::fmt::Display for ClusterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClusterError::Redis(e) => write!(f, "redis: {e}"),
+            ClusterError::AlreadyConnected => f.write_str("this process is already connected"),
+        }
+    }
+}
+
+impl std::error::Error for ClusterError {}
+
+impl From<redis::RedisError> for ClusterError {
+    fn from(e: redis::RedisError) -> Self {
+        ClusterError::Redis(e)
+    }
+}
+
+/// Connects this process to the Redis server at `url` (e.g. `redis://127.0.0.1/`) and
+/// subscribes to [`CHANNEL`]; from then on hub broadcasts reach the other processes connected to
+/// it. Call it once, from within a Tokio runtime (e.g. at the start of `#[actix_web::main]`);
+/// the link's tasks run on that runtime.
+///
+/// RESP3 is used (Redis 6 or newer), as redis-rs needs it for automatic resubscription.
+pub async fn connect_redis(url: &str) -> Result<(), ClusterError> {
+    if BACKPLANE.get().is_some() {
+        return Err(ClusterError::AlreadyConnected);
+    }
+    let url = if url.contains("protocol=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
+    };
+    let client = redis::Client::open(url)?;
+    let (push_tx, push_rx) = mpsc::unbounded_channel();
+    let config = ConnectionManagerConfig::new()
+        .set_push_sender(push_tx)
+        .set_automatic_resubscription()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_secs(2))
+        .set_number_of_retries(usize::MAX / 2);
+    let mut manager = client.get_connection_manager_with_config(config).await?;
+    manager.subscribe(CHANNEL).await?;
+
+    let (tx, rx) = mpsc::channel(PUBLISH_QUEUE);
+    let node = node_id();
+    let backplane = Backplane {
+        node,
+        tx,
+        published: AtomicU64::new(0),
+        publish_failed: AtomicU64::new(0),
+        received: AtomicU64::new(0),
+    };
+    if BACKPLANE.set(backplane).is_err() {
+        return Err(ClusterError::AlreadyConnected);
+    }
+    tokio::spawn(publisher(manager, rx));
+    tokio::spawn(subscriber(push_rx, node));
+    tracing::info!(channel = CHANNEL, "connected to Redis");
+    Ok(())
+}
+
+/// Publishes a hub broadcast to the other processes, if connected. Never waits.
+pub(crate) fn publish(endpoint: &str, target: Target<'_>, msg: &Prepared) {
+    let Some(b) = BACKPLANE.get() else {
+        return;
+    };
+    let envelope = encode(&b.node, endpoint, &target, msg);
+    if b.tx.try_send(envelope).is_err() {
+        b.publish_failed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+async fn publisher(mut manager: redis::aio::ConnectionManager, mut rx: mpsc::Receiver<Vec<u8>>) {
+    while let Some(envelope) = rx.recv().await {
+        let Some(b) = BACKPLANE.get() else { return };
+        let result: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+            .arg(CHANNEL)
+            .arg(envelope)
+            .query_async(&mut manager)
+            .await;
+        match result {
+            Ok(_) => b.published.fetch_add(1, Ordering::Relaxed),
+            Err(err) => {
+                tracing::warn!(%err, "broadcast not published to Redis (other servers miss it)");
+                b.publish_failed.fetch_add(1, Ordering::Relaxed)
+            }
+        };
+    }
+}
+
+async fn subscriber(mut push_rx: mpsc::UnboundedReceiver<redis::PushInfo>, node: [u8; 16]) {
+    while let Some(push) = push_rx.recv().await {
+        match push.kind {
+            PushKind::Message => {}
+            PushKind::Disconnection => {
+                tracing::warn!("Redis connection lost; reconnecting and resubscribing");
+                continue;
+            }
+            _ => continue,
+        }
+        let Some(Value::BulkString(payload)) = push.data.get(1) else {
+            continue;
+        };
+        let Some((from, endpoint, target, msg)) = decode(payload) else {
+            tracing::warn!("ignored a malformed message on {CHANNEL}");
+            continue;
+        };
+        if from == node {
+            continue; // our own broadcast, already delivered here
+        }
+        if let Some(b) = BACKPLANE.get() {
+            b.received.fetch_add(1, Ordering::Relaxed);
+        }
+        hub::deliver_remote(&endpoint, target, &msg);
+    }
+}
+
+/// Envelope: version 1, node id (16), kind (0 text, 1 binary), target (0 all, 1 room),
+/// endpoint name (u16 length + bytes), room (u16 length + bytes), payload (rest).
+fn encode(node: &[u8; 16], endpoint: &str, target: &Target<'_>, msg: &Prepared) -> Vec<u8> {
+    let (kind, payload): (u8, &[u8]) = match msg {
+        Prepared::Text(t) => (0, t.as_bytes()),
+        Prepared::Binary(b) => (1, b),
+    };
+    let (target_byte, room) = match target {
+        Target::All => (0u8, ""),
+        Target::Room(r) => (1, *r),
+    };
+    let mut out = Vec::with_capacity(24 + endpoint.len() + room.len() + payload.len());
+    out.push(1);
+    out.extend_from_slice(node);
+    out.push(kind);
+    out.push(target_byte);
+    for s in [endpoint, room] {
+        let len = u16::try_from(s.len()).unwrap_or(u16::MAX);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&s.as_bytes()[..len as usize]);
+    }
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Decoded envelope: origin node, endpoint name, room (None: all), message.
+type Decoded = ([u8; 16], String, Option<String>, Prepared);
+
+fn decode(data: &[u8]) -> Option<Decoded> {
+    let (&version, rest) = data.split_first()?;
+    if version != 1 || rest.len() < 18 {
+        return None;
+    }
+    let node: [u8; 16] = rest[..16].try_into().ok()?;
+    let (kind, target) = (rest[16], rest[17]);
+    let mut rest = &rest[18..];
+    let mut strings = Vec::with_capacity(2);
+    for _ in 0..2 {
+        if rest.len() < 2 {
+            return None;
+        }
+        let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+        let s = std::str::from_utf8(rest.get(2..2 + len)?).ok()?.to_owned();
+        strings.push(s);
+        rest = &rest[2 + len..];
+    }
+    let room = strings.pop()?;
+    let endpoint = strings.pop()?;
+    let msg = match kind {
+        0 => Prepared::Text(ByteString::try_from(Bytes::copy_from_slice(rest)).ok()?),
+        1 => Prepared::Binary(Bytes::copy_from_slice(rest)),
+        _ => return None,
+    };
+    let room = match target {
+        0 => None,
+        1 => Some(room),
+        _ => return None,
+    };
+    Some((node, endpoint, room, msg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_round_trip() {
+        let node = [7u8; 16];
+        let msg = Prepared::Text(ByteString::from("héllo"));
+        let env = encode(&node, "app::Chat", &Target::Room("lobby"), &msg);
+        let (n, e, r, m) = decode(&env).unwrap();
+        assert_eq!(
+            (n, e.as_str(), r.as_deref()),
+            (node, "app::Chat", Some("lobby"))
+        );
+        assert!(matches!(m, Prepared::Text(t) if t == "héllo"));
+        let env = encode(
+            &node,
+            "E",
+            &Target::All,
+            &Prepared::Binary(Bytes::from_static(b"\0\x01")),
+        );
+        let (_, _, r, m) = decode(&env).unwrap();
+        assert!(r.is_none());
+        assert!(matches!(m, Prepared::Binary(b) if &b[..] == b"\0\x01"));
+        assert!(decode(&env[..10]).is_none());
+        assert!(decode(b"").is_none());
+    }
+}
