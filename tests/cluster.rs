@@ -1,0 +1,197 @@
+//! Broadcasts and rooms across processes through Redis (feature `redis`): two server processes
+//! (`cluster-node`) sharing one `redis-server` started on 127.0.0.1 by the test, which also
+//! restarts it mid-test. Run with `bash scripts/redis-tests.sh` (installs redis-server if
+//! missing) or `cargo test --features redis --test cluster`.
+#![cfg(feature = "redis")]
+
+mod common;
+
+use std::{
+    io::{BufRead, BufReader},
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::*;
+use serde_json::Value;
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_redis(port: u16) -> Proc {
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server not found: run `bash scripts/redis-tests.sh`, which installs it");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Proc(child)
+}
+
+/// Starts a `cluster-node` process; returns it and its address.
+fn start_node(redis_port: u16) -> (Proc, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cluster-node"))
+        .arg(format!("redis://127.0.0.1:{redis_port}/"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cluster-node");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected node output: {line}"))
+        .to_owned();
+    (Proc(child), addr)
+}
+
+async fn silent(ws: &mut Ws) -> bool {
+    tokio::time::timeout(Duration::from_millis(300), recv(ws))
+        .await
+        .is_err()
+}
+
+#[tokio::test]
+async fn rooms_and_broadcasts_span_processes_and_survive_a_redis_restart() {
+    let redis_port = free_port();
+    let mut redis = start_redis(redis_port);
+    let (_node_a, a) = start_node(redis_port);
+    let (_node_b, b) = start_node(redis_port);
+
+    let mut a1 = connect(&format!("ws://{a}/node/x")).await;
+    let mut b1 = connect(&format!("ws://{b}/node/x")).await;
+    let mut b2 = connect(&format!("ws://{b}/node/y")).await;
+    // every session has opened (and joined its room) once it answers
+    for ws in [&mut a1, &mut b1, &mut b2] {
+        send_text(ws, "join:z").await;
+        assert_eq!(recv_text(ws).await, "joined:true");
+    }
+
+    // a room spans both processes; exactly once per member; non-members get nothing
+    send_text(&mut a1, "room:x:hello").await;
+    assert_eq!(recv_text(&mut a1).await, "hello");
+    assert_eq!(recv_text(&mut b1).await, "hello");
+    assert!(silent(&mut b2).await, "b2 is not in room x");
+    assert!(
+        silent(&mut a1).await && silent(&mut b1).await,
+        "delivered twice"
+    );
+
+    // endpoint-wide broadcast, and all-but-the-sender
+    send_text(&mut b2, "all:everyone").await;
+    for ws in [&mut a1, &mut b1, &mut b2] {
+        assert_eq!(recv_text(ws).await, "everyone");
+    }
+    send_text(&mut a1, "others:psst").await;
+    assert_eq!(recv_text(&mut b1).await, "psst");
+    assert_eq!(recv_text(&mut b2).await, "psst");
+    assert!(silent(&mut a1).await);
+
+    // join and leave on one node are what messages from the other node follow
+    send_text(&mut b2, "join:x").await;
+    assert_eq!(recv_text(&mut b2).await, "joined:true");
+    send_text(&mut a1, "room:x:with b2").await;
+    for ws in [&mut a1, &mut b1, &mut b2] {
+        assert_eq!(recv_text(ws).await, "with b2");
+    }
+    send_text(&mut b2, "leave:x").await;
+    assert_eq!(recv_text(&mut b2).await, "left:true");
+    send_text(&mut a1, "room:x:without b2").await;
+    assert_eq!(recv_text(&mut a1).await, "without b2");
+    assert_eq!(recv_text(&mut b1).await, "without b2");
+    assert!(silent(&mut b2).await);
+
+    // Redis goes away: local members still get room messages; the other process misses them
+    // (pub/sub is at-most-once; documented)
+    drop(redis);
+    send_text(&mut a1, "room:x:during the outage").await;
+    assert_eq!(recv_text(&mut a1).await, "during the outage");
+    assert!(
+        silent(&mut b1).await,
+        "b1 got a message published while Redis was down"
+    );
+
+    // Redis is back on the same port: both nodes reconnect and resubscribe by themselves
+    redis = start_redis(redis_port);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut n = 0;
+    loop {
+        assert!(Instant::now() < deadline, "nodes did not resubscribe");
+        n += 1;
+        send_text(&mut a1, &format!("room:x:probe {n}")).await;
+        assert_eq!(recv_text(&mut a1).await, format!("probe {n}"));
+        if let Ok(msg) = tokio::time::timeout(Duration::from_millis(300), recv(&mut b1)).await {
+            let text = msg.into_text().unwrap().to_string();
+            assert!(text.starts_with("probe "), "b1 got {text}");
+            break;
+        }
+    }
+    send_text(&mut b1, "room:x:after").await;
+    assert_eq!(recv_text(&mut a1).await, "after");
+    assert_eq!(recv_text(&mut b1).await, "after");
+    drop(redis);
+}
+
+#[tokio::test]
+async fn two_chat_servers_share_their_rooms() {
+    let redis_port = free_port();
+    let _redis = start_redis(redis_port);
+    let (_node_a, a) = start_node(redis_port);
+    let (_node_b, b) = start_node(redis_port);
+
+    let json = |text: String| -> Value { serde_json::from_str(&text).unwrap() };
+    let mut ada = connect(&format!("ws://{a}/chat/lobby?nick=ada")).await;
+    assert_eq!(json(recv_text(&mut ada).await)["kind"], "welcome");
+    let mut bob = connect(&format!("ws://{b}/chat/lobby?nick=bob")).await;
+    assert_eq!(json(recv_text(&mut bob).await)["kind"], "welcome");
+    let join = json(recv_text(&mut ada).await);
+    assert_eq!(
+        (join["kind"].as_str(), join["nick"].as_str()),
+        (Some("join"), Some("bob"))
+    );
+
+    send_text(&mut ada, r#"{"text": "hi from server A"}"#).await;
+    for ws in [&mut ada, &mut bob] {
+        let msg = json(recv_text(ws).await);
+        assert_eq!(msg["kind"], "message");
+        assert_eq!(msg["from"], "ada");
+        assert_eq!(msg["text"], "hi from server A");
+    }
+    drop(bob);
+    let leave = json(recv_text(&mut ada).await);
+    assert_eq!(
+        (leave["kind"].as_str(), leave["nick"].as_str()),
+        (Some("leave"), Some("bob"))
+    );
+}
