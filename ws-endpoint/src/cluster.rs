@@ -9,12 +9,13 @@
 //! What it promises:
 //! - **Exactly once per receiving session** while Redis is up: each process delivers a message
 //!   only to its own sessions, and ignores what it published itself (no echo loops).
-//! - **At most once across an outage.** Redis pub/sub keeps nothing for a subscriber that is
-//!   away. While Redis is unreachable, broadcasts still reach this process's sessions; other
-//!   processes miss them (they are counted in [`ClusterStats::publish_failed`]). The connection
-//!   is re-established and the subscription renewed automatically (redis-rs's
-//!   `ConnectionManager` with automatic resubscription); later broadcasts reach every process
-//!   again.
+//! - **At most once across an outage.** While Redis is unreachable, broadcasts still reach
+//!   this process's sessions at once. For the other processes they wait, in order, for the link
+//!   to come back (redis-rs's `ConnectionManager` reconnects and renews the subscription by
+//!   itself): those that waited less than [`OUTAGE_HOLD`] are then published — and reach the
+//!   processes that have resubscribed by then — the older ones are dropped and counted in
+//!   [`ClusterStats::publish_failed`]. Redis pub/sub keeps nothing for a subscriber that is away,
+//!   so a broadcast made during an outage may arrive late or not at all, never twice.
 //! - `broadcast_filter` stays local (a closure cannot travel); `Hub::sessions`, `count`,
 //!   `room_members` and `Delivery` describe this process only.
 //!
@@ -47,6 +48,9 @@ pub const CHANNEL: &str = "ws-endpoint:broadcast";
 /// processes; local delivery is unaffected).
 const PUBLISH_QUEUE: usize = 8192;
 
+/// How long a broadcast may wait for an unreachable Redis before it is dropped.
+pub const OUTAGE_HOLD: Duration = Duration::from_secs(5);
+
 /// Counters of the Redis link of this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ClusterStats {
@@ -60,7 +64,7 @@ pub struct ClusterStats {
 
 struct Backplane {
     node: [u8; 16],
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: mpsc::Sender<(std::time::Instant, Vec<u8>)>,
     published: AtomicU64,
     publish_failed: AtomicU64,
     received: AtomicU64,
@@ -182,14 +186,24 @@ pub(crate) fn publish(endpoint: &str, target: Target<'_>, msg: &Prepared) {
         return;
     };
     let envelope = encode(&b.node, endpoint, &target, msg);
-    if b.tx.try_send(envelope).is_err() {
+    if b.tx
+        .try_send((std::time::Instant::now(), envelope))
+        .is_err()
+    {
         b.publish_failed.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-async fn publisher(mut manager: redis::aio::ConnectionManager, mut rx: mpsc::Receiver<Vec<u8>>) {
-    while let Some(envelope) = rx.recv().await {
+async fn publisher(
+    mut manager: redis::aio::ConnectionManager,
+    mut rx: mpsc::Receiver<(std::time::Instant, Vec<u8>)>,
+) {
+    while let Some((queued, envelope)) = rx.recv().await {
         let Some(b) = BACKPLANE.get() else { return };
+        if queued.elapsed() > OUTAGE_HOLD {
+            b.publish_failed.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         let result: redis::RedisResult<i64> = redis::cmd("PUBLISH")
             .arg(CHANNEL)
             .arg(envelope)
