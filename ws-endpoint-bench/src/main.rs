@@ -1,0 +1,791 @@
+//! The benchmark harness of issue 5: three echo servers, each started fresh for every
+//! measurement and run in alternating rounds, driven by a tokio-tungstenite load generator.
+//!
+//! ```text
+//! cargo run --release -p ws-endpoint-bench -- all         # every scenario, 3 rounds (< 10 min)
+//! cargo run --release -p ws-endpoint-bench -- quick       # every scenario, 1 short round
+//! cargo run --release -p ws-endpoint-bench -- small-w1 flood --rounds 5
+//! cargo run --release -p ws-endpoint-bench -- flood-long --rounds 1   # 20 s flood
+//! cargo run --release -p ws-endpoint-bench -- serve actix-ws 127.0.0.1:9001
+//! cargo run --release -p ws-endpoint-bench -- hold 127.0.0.1:9001 1000 10
+//! ```
+//! Options: `--rounds N`, `--servers macro,actix-ws,tungstenite`, `--measure SECS`,
+//! `--flood SECS`, `--idle-conns N`, `--no-wait`, `--macro-bin PATH` (serve "macro" with another
+//! build of the echo endpoint, e.g. `target/release/examples/echo`). See `BENCHMARKS.md`.
+
+use std::{
+    net::{SocketAddr, TcpListener, TcpStream},
+    os::unix::process::CommandExt as _,
+    path::PathBuf,
+    process::{Child, Command, ExitCode, Stdio},
+    time::{Duration, Instant},
+};
+
+use hdrhistogram::Histogram;
+use ws_endpoint_bench::{
+    client::{self, EchoSpec, FloodSpec},
+    report::{self, Row},
+    servers::{self, ServerKind},
+    sys,
+};
+
+const USAGE: &str = "\
+usage: ws-endpoint-bench <all | quick | SCENARIO...> [options]
+       ws-endpoint-bench serve <macro | actix-ws | tungstenite> ADDR
+       ws-endpoint-bench hold ADDR N SECS    (open N idle connections to ADDR, hold them SECS;
+                                             for profiling a server started by hand)
+
+scenarios: small-w1 small-w16 16k 1m idle flood   (all and quick run these)
+           flood-long            the flood for 20 s: past ws-endpoint's 10 s send timeout
+options:   --rounds N            rounds of A B C (default 3; quick: 1)
+           --servers a,b,c       servers to compare (default macro,actix-ws,tungstenite)
+           --measure SECS        measured seconds per echo run (default 3; quick: 1.5)
+           --idle-conns N        idle connections (default 5000)
+           --flood SECS          flood duration (default 5; quick: 3)
+           --no-wait             do not wait for other processes to go quiet before a run
+                                 (by default up to 120 s in all, before runs, are spent so)
+           --macro-bin PATH      serve \"macro\" with this binary (address as first argument,
+                                 ECHO_WORKERS=1), e.g. target/release/examples/echo";
+
+/// The scenarios of issue 5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    SmallW1,
+    SmallW16,
+    Medium,
+    Large,
+    Idle,
+    Flood,
+    FloodLong,
+}
+
+impl Scenario {
+    const ALL: [Scenario; 6] = [
+        Scenario::SmallW1,
+        Scenario::SmallW16,
+        Scenario::Medium,
+        Scenario::Large,
+        Scenario::Idle,
+        Scenario::Flood,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::SmallW1 => "small-w1",
+            Scenario::SmallW16 => "small-w16",
+            Scenario::Medium => "16k",
+            Scenario::Large => "1m",
+            Scenario::Idle => "idle",
+            Scenario::Flood => "flood",
+            Scenario::FloodLong => "flood-long",
+        }
+    }
+
+    /// Echo parameters: (connections, message size, window).
+    fn echo(self) -> Option<(usize, usize, usize)> {
+        match self {
+            Scenario::SmallW1 => Some((50, 64, 1)),
+            Scenario::SmallW16 => Some((50, 64, 16)),
+            Scenario::Medium => Some((16, 16 << 10, 1)),
+            Scenario::Large => Some((4, 1 << 20, 1)),
+            Scenario::Idle | Scenario::Flood | Scenario::FloodLong => None,
+        }
+    }
+
+    fn title(self, opts: &Options) -> String {
+        match (self, self.echo()) {
+            (_, Some((conns, size, window))) => {
+                let size = match size {
+                    s if s >= 1 << 20 => format!("{} MiB", s >> 20),
+                    s if s >= 1 << 10 => format!("{} KiB", s >> 10),
+                    s => format!("{s} B"),
+                };
+                format!("{size}, W={window}, {conns} conns")
+            }
+            (Scenario::Idle, _) => format!("{} idle conns", opts.idle_conns),
+            _ => format!(
+                "flood: {} conns × 64 B, {} s, flooders' SO_RCVBUF {} KiB",
+                FLOOD_CONNS,
+                self.flood_duration(opts).as_secs_f64(),
+                FLOOD_RECV_BUFFER >> 10
+            ),
+        }
+    }
+
+    /// How long this scenario floods: `flood-long` outlasts ws-endpoint's 10 s send timeout.
+    fn flood_duration(self, opts: &Options) -> Duration {
+        if self == Scenario::FloodLong {
+            FLOOD_LONG
+        } else {
+            opts.flood
+        }
+    }
+
+    /// The metrics a run of this scenario reports: (name, decimals), in the order of the values.
+    fn metrics(self) -> &'static [(&'static str, usize)] {
+        match self {
+            Scenario::Idle => &[
+                ("conns open", 0),
+                ("RSS before, MiB", 1),
+                ("RSS with conns, MiB", 1),
+                ("**RSS per conn, KiB**", 2),
+                ("connect time, s", 2),
+                ("failed conns", 0),
+            ],
+            Scenario::Flood | Scenario::FloodLong => &[
+                ("RSS before, MiB", 1),
+                ("RSS 1 s into flood, MiB", 1),
+                ("**RSS peak during, MiB**", 1),
+                ("RSS at end of flood, MiB", 1),
+                ("peak growth per flooder, KiB", 0),
+                ("kernel TCP buffers at end, MiB", 0),
+                ("RSS 2 s after close, MiB", 1),
+                ("**probe p50, ms**", 2),
+                ("**probe p99, ms**", 2),
+                ("probe max, ms", 2),
+                ("probe msgs echoed", 0),
+                ("flooders dropped by server", 0),
+                ("flood written, MiB", 0),
+                ("server CPU, %", 0),
+                ("load generator CPU, %", 0),
+                ("others' CPU, %", 0),
+            ],
+            _ => &[
+                ("**msgs/s**", 0),
+                ("**server CPU µs/msg**", 2),
+                ("server CPU, %", 0),
+                ("load generator CPU, %", 0),
+                ("others' CPU, %", 0),
+                ("latency p50, µs", 0),
+                ("latency p90, µs", 0),
+                ("latency p99, µs", 0),
+                ("latency p99.9, µs", 0),
+                ("server RSS, MiB", 1),
+                ("failed conns", 0),
+            ],
+        }
+    }
+}
+
+const FLOOD_CONNS: usize = 50;
+
+/// The `flood-long` duration: past ws-endpoint's default 10 s `send_timeout` counted from when
+/// the queues fill (about 3 s in), to show what that policy does.
+const FLOOD_LONG: Duration = Duration::from_secs(20);
+
+/// The flooders' `SO_RCVBUF`: small, so that what the server cannot send piles up in the
+/// server's own queues within the flood rather than in the kernel's socket buffers (with
+/// autotuned buffers each flooder soaks up ~10 MB of echoes in the kernel first).
+const FLOOD_RECV_BUFFER: u32 = 16 << 10;
+
+#[derive(Debug)]
+struct Options {
+    scenarios: Vec<Scenario>,
+    servers: Vec<ServerKind>,
+    rounds: usize,
+    warmup: Duration,
+    measure: Duration,
+    flood: Duration,
+    idle_conns: usize,
+    macro_bin: Option<PathBuf>,
+    server_cpu: Option<usize>,
+    /// Total time the harness may wait for other processes to quiet down before runs.
+    quiet_budget: Duration,
+}
+
+fn parse_args(args: &[String]) -> Result<Options, String> {
+    let mut opts = Options {
+        scenarios: Vec::new(),
+        servers: ServerKind::ALL.to_vec(),
+        rounds: 3,
+        warmup: Duration::from_secs(1),
+        measure: Duration::from_secs(3),
+        flood: Duration::from_secs(5),
+        idle_conns: 5000,
+        macro_bin: None,
+        server_cpu: None,
+        quiet_budget: Duration::from_secs(120),
+    };
+    let mut quick = false;
+    let mut rounds = None;
+    let mut measure = None;
+    let mut flood = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match arg.as_str() {
+            "all" => opts.scenarios.extend(Scenario::ALL),
+            "flood-long" => opts.scenarios.push(Scenario::FloodLong),
+            "quick" => {
+                quick = true;
+                opts.scenarios.extend(Scenario::ALL);
+            }
+            "--rounds" => {
+                rounds = Some(
+                    value(arg)?
+                        .parse::<usize>()
+                        .map_err(|e| format!("--rounds: {e}"))?
+                        .max(1),
+                )
+            }
+            "--measure" => {
+                let secs: f64 = value(arg)?.parse().map_err(|e| format!("--measure: {e}"))?;
+                measure = Some(Duration::from_secs_f64(secs.clamp(0.1, 600.0)));
+            }
+            "--idle-conns" => {
+                opts.idle_conns = value(arg)?
+                    .parse()
+                    .map_err(|e| format!("--idle-conns: {e}"))?
+            }
+            "--no-wait" => opts.quiet_budget = Duration::ZERO,
+            "--flood" => {
+                let secs: f64 = value(arg)?.parse().map_err(|e| format!("--flood: {e}"))?;
+                flood = Some(Duration::from_secs_f64(secs.clamp(1.0, 60.0)));
+            }
+            "--macro-bin" => opts.macro_bin = Some(PathBuf::from(value(arg)?)),
+            "--servers" => {
+                opts.servers = value(arg)?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?
+            }
+            name => match Scenario::ALL.into_iter().find(|s| s.name() == name) {
+                Some(s) => opts.scenarios.push(s),
+                None => return Err(format!("unknown argument `{name}`")),
+            },
+        }
+    }
+    if quick {
+        opts.rounds = 1;
+        opts.warmup = Duration::from_millis(500);
+        opts.measure = Duration::from_millis(1500);
+        opts.flood = Duration::from_secs(3);
+    }
+    if let Some(r) = rounds {
+        opts.rounds = r;
+    }
+    if let Some(m) = measure {
+        opts.measure = m;
+    }
+    if let Some(f) = flood {
+        opts.flood = f;
+    }
+    opts.scenarios.dedup();
+    if opts.scenarios.is_empty() || opts.servers.is_empty() {
+        return Err("nothing to run".to_owned());
+    }
+    Ok(opts)
+}
+
+/// A server process, killed when dropped.
+struct Server {
+    child: Child,
+    pid: u32,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(kind: ServerKind, opts: &Options) -> Result<Server, String> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut cmd = match (kind, &opts.macro_bin) {
+            (ServerKind::Macro, Some(bin)) => {
+                let mut cmd = Command::new(bin);
+                cmd.arg(addr.to_string()).env("ECHO_WORKERS", "1");
+                cmd
+            }
+            _ => {
+                let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+                let mut cmd = Command::new(exe);
+                cmd.arg("serve").arg(kind.name()).arg(addr.to_string());
+                cmd
+            }
+        };
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(cpu) = opts.server_cpu {
+            // SAFETY: the hook makes one system call (sched_setaffinity), which is
+            // async-signal-safe, and touches no memory shared with the parent.
+            unsafe {
+                cmd.pre_exec(move || sys::pin_current_thread(cpu));
+            }
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {kind}: {e}"))?;
+        let mut server = Server {
+            pid: child.id(),
+            child,
+            addr,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("{kind} exited at start: {status}"));
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{kind} did not listen on {addr} within 10 s"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Let the readiness probe's connection be accepted and closed.
+        std::thread::sleep(Duration::from_millis(200));
+        Ok(server)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn quantile(hist: &Histogram<u64>, q: f64, unit_ns: f64) -> f64 {
+    if hist.is_empty() {
+        f64::NAN
+    } else {
+        hist.value_at_quantile(q) as f64 / unit_ns
+    }
+}
+
+/// Runs one scenario against a fresh server; returns the metric values (see
+/// [`Scenario::metrics`]) and a one-line summary.
+fn run_one(
+    scenario: Scenario,
+    kind: ServerKind,
+    opts: &Options,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(Vec<f64>, String), String> {
+    let server = Server::start(kind, opts)?;
+    let (addr, pid) = (server.addr, server.pid);
+    let local = tokio::task::LocalSet::new();
+    let result = local.block_on(runtime, async {
+        if let Some((conns, size, window)) = scenario.echo() {
+            let spec = EchoSpec {
+                conns,
+                size,
+                window,
+                warmup: opts.warmup,
+                measure: opts.measure,
+            };
+            let o = client::echo(addr, pid, spec).await?;
+            let us = 1e3;
+            let values = vec![
+                o.msgs_per_s,
+                o.cpu_us_per_msg,
+                o.cpu.server_pct,
+                o.cpu.client_pct,
+                o.cpu.others_pct,
+                quantile(&o.latency, 0.5, us),
+                quantile(&o.latency, 0.9, us),
+                quantile(&o.latency, 0.99, us),
+                quantile(&o.latency, 0.999, us),
+                mib(o.rss_kib),
+                o.errors.len() as f64,
+            ];
+            let mut line = format!(
+                "{} msgs/s, {:.2} µs CPU/msg, CPU % server {:.0} client {:.0} others {:.0}, p50 {:.0} µs, p99 {:.0} µs",
+                report::number(values[0], 0),
+                values[1],
+                values[2],
+                values[3],
+                values[4],
+                values[5],
+                values[7]
+            );
+            if let Some(e) = o.errors.first() {
+                line += &format!(", {} failed conns (first: {e})", o.errors.len());
+            }
+            Ok((values, line))
+        } else if scenario == Scenario::Idle {
+            let o = client::idle(addr, pid, opts.idle_conns, 100, Duration::from_secs(1)).await?;
+            let values = vec![
+                o.opened as f64,
+                mib(o.rss_before_kib),
+                mib(o.rss_with_kib),
+                o.kib_per_conn(),
+                o.connect_secs,
+                o.errors.len() as f64,
+            ];
+            let mut line = format!(
+                "{} conns in {:.2} s, RSS {:.1} -> {:.1} MiB, {:.2} KiB/conn",
+                o.opened, o.connect_secs, values[1], values[2], values[3]
+            );
+            if let Some(e) = o.errors.first() {
+                line += &format!(", {} failed (first: {e})", o.errors.len());
+            }
+            Ok((values, line))
+        } else {
+            let spec = FloodSpec {
+                conns: FLOOD_CONNS,
+                size: 64,
+                recv_buffer: FLOOD_RECV_BUFFER,
+                duration: scenario.flood_duration(opts),
+                probe_delay: Duration::from_millis(500),
+                after: Duration::from_secs(2),
+            };
+            let o = client::flood(addr, pid, spec).await?;
+            let ms = 1e6;
+            let values = vec![
+                mib(o.rss_before_kib),
+                mib(o.rss_1s_kib),
+                mib(o.rss_peak_kib),
+                mib(o.rss_end_kib),
+                (o.rss_peak_kib as f64 - o.rss_before_kib as f64) / FLOOD_CONNS as f64,
+                mib(o.tcp_buffers_kib),
+                mib(o.rss_after_kib),
+                quantile(&o.probe, 0.5, ms),
+                quantile(&o.probe, 0.99, ms),
+                quantile(&o.probe, 1.0, ms),
+                o.probe_msgs as f64,
+                o.dropped as f64,
+                o.flood_bytes as f64 / (1 << 20) as f64,
+                o.cpu.server_pct,
+                o.cpu.client_pct,
+                o.cpu.others_pct,
+            ];
+            let mut line = format!(
+                "RSS {:.1} -> peak {:.1} -> after {:.1} MiB, probe p50 {:.2} ms p99 {:.2} ms ({} msgs), {} flooders dropped",
+                values[0], values[2], values[6], values[7], values[8], o.probe_msgs, o.dropped
+            );
+            if let Some(e) = &o.probe_error {
+                line += &format!(", probe failed: {e}");
+            }
+            Ok((values, line))
+        }
+    });
+    drop(server);
+    result
+}
+
+/// Waits (at most `budget`, which it uses up) until the rest of the machine has used less than
+/// 15 % of one CPU over half a second. Returns the seconds waited.
+fn wait_quiet(budget: &mut Duration) -> f64 {
+    let t0 = Instant::now();
+    loop {
+        let sample = || -> Option<f64> {
+            let me = std::process::id();
+            let (m0, c0) = (
+                sys::machine_busy_seconds().ok()?,
+                sys::cpu_seconds(me).ok()?,
+            );
+            std::thread::sleep(Duration::from_millis(500));
+            let (m1, c1) = (
+                sys::machine_busy_seconds().ok()?,
+                sys::cpu_seconds(me).ok()?,
+            );
+            Some(((m1 - m0) - (c1 - c0)) / 0.5)
+        };
+        let busy = sample().unwrap_or(0.0);
+        let waited = t0.elapsed();
+        if busy < 0.15 || waited >= *budget {
+            *budget = budget.saturating_sub(waited);
+            return waited.as_secs_f64();
+        }
+    }
+}
+
+/// The commit the harness was built from, and whether the library sources had uncommitted
+/// changes (from `git`, when it is there).
+fn source_version() -> String {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    match git(&["rev-parse", "--short", "HEAD"]) {
+        Some(commit) => {
+            let dirty = git(&[
+                "status",
+                "--porcelain",
+                "--",
+                "../ws-endpoint",
+                "../ws-endpoint-macros",
+            ])
+            .is_some_and(|s| !s.is_empty());
+            if dirty {
+                format!("commit {commit} + uncommitted changes in ws-endpoint / ws-endpoint-macros")
+            } else {
+                format!("commit {commit}")
+            }
+        }
+        None => "unknown commit (no git)".to_owned(),
+    }
+}
+
+fn machine_lines(opts: &Options, nofile: u64, pinning: &str) -> Vec<String> {
+    let cores = sys::cpu_count();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / (1024.0 * 1024.0));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    vec![
+        format!(
+            "command: cargo run --release -p ws-endpoint-bench -- {}",
+            args.join(" ")
+        ),
+        format!(
+            "machine: {}, {cores} cores, {mem_gib:.0} GiB RAM, Linux {}",
+            sys::cpu_model(),
+            kernel.trim()
+        ),
+        format!("pinning: {pinning}"),
+        format!("ws-endpoint: {}", source_version()),
+        format!(
+            "servers: {} (each started fresh per measurement; open-file limit {nofile})",
+            opts.servers
+                .iter()
+                .map(|k| match (k, &opts.macro_bin) {
+                    (ServerKind::Macro, Some(bin)) => format!("macro = {}", bin.display()),
+                    _ => k.name().to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        format!(
+            "rounds: {} (A B C per scenario per round), warmup {:.1} s + {:.1} s measured per echo run, flood {:.0} s",
+            opts.rounds,
+            opts.warmup.as_secs_f64(),
+            opts.measure.as_secs_f64(),
+            opts.flood.as_secs_f64()
+        ),
+    ]
+}
+
+fn bench(mut opts: Options) -> Result<(), String> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: a debug build; run with --release for meaningful figures");
+    }
+    let started = Instant::now();
+    let nofile = sys::raise_nofile_limit(65536);
+    let needed = opts.idle_conns as u64 + 256;
+    if nofile < needed {
+        let fit = nofile.saturating_sub(256) as usize;
+        eprintln!(
+            "warning: open-file limit {nofile}: idle connections reduced from {} to {fit}",
+            opts.idle_conns
+        );
+        opts.idle_conns = fit;
+    }
+    let cpus = sys::allowed_cpus();
+    let pinning = if cpus.len() >= 2 {
+        opts.server_cpu = Some(cpus[0]);
+        match sys::pin_current_thread(cpus[1]) {
+            Ok(()) => format!(
+                "server on CPU {}, load generator on CPU {} (sched_setaffinity)",
+                cpus[0], cpus[1]
+            ),
+            Err(e) => {
+                opts.server_cpu = None;
+                format!("not pinned ({e}): server and load generator share the CPUs")
+            }
+        }
+    } else {
+        "not pinned (one CPU): server and load generator share it".to_owned()
+    };
+    let header = machine_lines(&opts, nofile, &pinning);
+    for line in &header {
+        eprintln!("{line}");
+    }
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+
+    // values[scenario][server][round] = that run's metric values
+    let mut values: Vec<Vec<Vec<Vec<f64>>>> =
+        vec![vec![Vec::new(); opts.servers.len()]; opts.scenarios.len()];
+    for round in 1..=opts.rounds {
+        for (si, &scenario) in opts.scenarios.iter().enumerate() {
+            for (ki, &kind) in opts.servers.iter().enumerate() {
+                let waited = wait_quiet(&mut opts.quiet_budget);
+                if waited >= 1.0 {
+                    eprintln!("(waited {waited:.0} s for other processes to quiet down)");
+                }
+                let t0 = Instant::now();
+                let run = run_one(scenario, kind, &opts, &runtime);
+                let metrics = scenario.metrics().len();
+                match run {
+                    Ok((v, line)) => {
+                        eprintln!(
+                            "[round {round}/{}] {:<9} {:<11} {line} ({:.1} s)",
+                            opts.rounds,
+                            scenario.name(),
+                            kind.name(),
+                            t0.elapsed().as_secs_f64()
+                        );
+                        values[si][ki].push(v);
+                    }
+                    Err(e) => {
+                        eprintln!(
+                            "[round {round}/{}] {:<9} {:<11} FAILED: {e}",
+                            opts.rounds,
+                            scenario.name(),
+                            kind.name()
+                        );
+                        values[si][ki].push(vec![f64::NAN; metrics]);
+                    }
+                }
+            }
+        }
+    }
+
+    let mut rows = Vec::new();
+    for (si, &scenario) in opts.scenarios.iter().enumerate() {
+        for (mi, &(metric, decimals)) in scenario.metrics().iter().enumerate() {
+            rows.push(Row {
+                scenario: scenario.title(&opts),
+                metric: metric.to_owned(),
+                decimals,
+                values: values[si]
+                    .iter()
+                    .map(|rounds| rounds.iter().map(|v| v[mi]).collect())
+                    .collect(),
+            });
+        }
+    }
+    let names: Vec<&str> = opts.servers.iter().map(|k| k.name()).collect();
+    let base = opts
+        .servers
+        .iter()
+        .position(|&k| k == ServerKind::ActixWs)
+        .unwrap_or(0);
+    println!();
+    for line in &header {
+        println!("{line}  ");
+    }
+    println!(
+        "\nMedians of {} round(s); ratios to {}:\n",
+        opts.rounds, names[base]
+    );
+    print!("{}", report::median_table(&names, base, &rows));
+    if opts.rounds > 1 {
+        println!("\nEvery round:\n");
+        print!("{}", report::rounds_table(&names, &rows));
+    }
+    println!(
+        "\ntotal time: {:.0} s",
+        started.elapsed().as_secs_f64().ceil()
+    );
+    Ok(())
+}
+
+/// `hold ADDR N SECS`: N idle connections to a server started by hand (e.g. under a profiler).
+fn hold(args: &[String]) -> ExitCode {
+    let parsed = (|| -> Option<(SocketAddr, usize, f64)> {
+        Some((
+            args.first()?.parse().ok()?,
+            args.get(1)?.parse().ok()?,
+            args.get(2)?.parse().ok()?,
+        ))
+    })();
+    let Some((addr, n, secs)) = parsed else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    if !addr.ip().is_loopback() {
+        eprintln!("hold targets loopback addresses only");
+        return ExitCode::from(2);
+    }
+    sys::raise_nofile_limit(n as u64 + 256);
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return ExitCode::FAILURE;
+    };
+    runtime.block_on(async {
+        let (conns, errors) = client::connect_many(addr, n, 100).await;
+        eprintln!(
+            "{} connections open, {} failed{}",
+            conns.len(),
+            errors.len(),
+            errors
+                .first()
+                .map(|e| format!(" (first: {e})"))
+                .unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_secs_f64(secs.clamp(0.0, 3600.0))).await;
+        drop(conns);
+    });
+    ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("serve") {
+        let (Some(kind), Some(addr)) = (args.get(1), args.get(2)) else {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        };
+        let kind = match kind.parse::<ServerKind>() {
+            Ok(kind) => kind,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        };
+        return match servers::serve(kind, addr) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{kind}: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if args.first().map(String::as_str) == Some("hold") {
+        return hold(&args[1..]);
+    }
+    if args.is_empty() || args.iter().any(|a| a == "-h" || a == "--help") {
+        eprintln!("{USAGE}");
+        return if args.is_empty() {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let opts = match parse_args(&args) {
+        Ok(opts) => opts,
+        Err(e) => {
+            eprintln!("{e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match bench(opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

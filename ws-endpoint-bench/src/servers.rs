@@ -1,0 +1,197 @@
+//! The three echo servers compared by the harness. Each echoes text and binary messages up to
+//! 16 MiB, answers pings and closes on close; the two actix ones run with the same actix-web
+//! settings (1 worker, no close linger), the tokio-tungstenite one on a current-thread runtime.
+//! None of them sets `TCP_NODELAY` on its accepted sockets (actix-web does not by default, and
+//! the canonical tokio-tungstenite echo example does not either).
+
+use std::{fmt, io, str::FromStr, time::Duration};
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use futures_util::{future, StreamExt as _, TryStreamExt as _};
+
+/// The largest message every server accepts (text or binary, after reassembling fragments).
+pub const MAX_MESSAGE: usize = 16 << 20;
+
+/// Which echo server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServerKind {
+    /// The echo endpoint written with `#[server_endpoint]` (ws-endpoint).
+    Macro,
+    /// A hand-written actix-ws 0.4 echo loop: the baseline.
+    ActixWs,
+    /// A tokio-tungstenite echo server on a current-thread runtime.
+    Tungstenite,
+}
+
+impl ServerKind {
+    /// All kinds, in the order the harness alternates them.
+    pub const ALL: [ServerKind; 3] = [
+        ServerKind::Macro,
+        ServerKind::ActixWs,
+        ServerKind::Tungstenite,
+    ];
+
+    /// The short name used on the command line and in the table.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerKind::Macro => "macro",
+            ServerKind::ActixWs => "actix-ws",
+            ServerKind::Tungstenite => "tungstenite",
+        }
+    }
+}
+
+impl fmt::Display for ServerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ServerKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        ServerKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown server `{s}` (macro, actix-ws, tungstenite)"))
+    }
+}
+
+/// Runs the server of `kind` on `addr` (e.g. `127.0.0.1:9001`) until the process is killed.
+pub fn serve(kind: ServerKind, addr: &str) -> io::Result<()> {
+    match kind {
+        ServerKind::Macro => macro_echo(addr),
+        ServerKind::ActixWs => actix_ws_echo(addr),
+        ServerKind::Tungstenite => tungstenite_echo(addr),
+    }
+}
+
+/// The address from the first command-line argument, or `default`.
+pub fn addr_from_args(default: &str) -> String {
+    std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// The endpoint of `examples/echo.rs`, attribute for attribute.
+mod endpoint {
+    use ws_endpoint::prelude::*;
+
+    /// The echo endpoint.
+    #[derive(Default)]
+    pub struct Echo;
+
+    #[server_endpoint("/", max_message_size = "16MiB", heartbeat = false)]
+    impl Echo {
+        #[on_message]
+        fn text(&mut self, msg: String) -> String {
+            msg
+        }
+
+        #[on_message]
+        fn binary(&mut self, data: Bytes) -> Bytes {
+            data
+        }
+    }
+}
+
+/// (1) The `#[server_endpoint]` echo, served as `examples/echo.rs` serves it: `with_ws_defaults()`,
+/// 1 worker.
+pub fn macro_echo(addr: &str) -> io::Result<()> {
+    use ws_endpoint::WsServerExt as _;
+    let addr = addr.to_owned();
+    actix_web::rt::System::new().block_on(async move {
+        HttpServer::new(|| App::new().service(endpoint::Echo::endpoint()))
+            .with_ws_defaults()
+            .workers(1)
+            .bind(&addr)?
+            .run()
+            .await
+    })
+}
+
+async fn actix_ws_handler(
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, actix_web::Error> {
+    use actix_ws::AggregatedMessage;
+
+    let (response, mut session, stream) = actix_ws::handle(&req, body)?;
+    let mut stream = stream
+        .max_frame_size(MAX_MESSAGE)
+        .aggregate_continuations()
+        .max_continuation_size(MAX_MESSAGE);
+    actix_web::rt::spawn(async move {
+        while let Some(msg) = stream.recv().await {
+            let sent = match msg {
+                Ok(AggregatedMessage::Text(text)) => session.text(text).await,
+                Ok(AggregatedMessage::Binary(data)) => session.binary(data).await,
+                Ok(AggregatedMessage::Ping(data)) => session.pong(&data).await,
+                Ok(AggregatedMessage::Pong(_)) => Ok(()),
+                Ok(AggregatedMessage::Close(reason)) => {
+                    let _ = session.close(reason).await;
+                    return;
+                }
+                Err(_) => break,
+            };
+            if sent.is_err() {
+                return;
+            }
+        }
+        let _ = session.close(None).await;
+    });
+    Ok(response)
+}
+
+/// (2) The baseline: a hand-written actix-ws 0.4 echo loop with the same actix-web settings as
+/// (1): 1 worker, `client_disconnect_timeout(0)`.
+pub fn actix_ws_echo(addr: &str) -> io::Result<()> {
+    let addr = addr.to_owned();
+    actix_web::rt::System::new().block_on(async move {
+        HttpServer::new(|| App::new().route("/", web::get().to(actix_ws_handler)))
+            .client_disconnect_timeout(Duration::ZERO)
+            .workers(1)
+            .bind(&addr)?
+            .run()
+            .await
+    })
+}
+
+/// (3) tokio-tungstenite's canonical echo server (`read.forward(write)` of the text and binary
+/// messages; tungstenite answers pings and closes itself), on a current-thread runtime.
+pub fn tungstenite_echo(addr: &str) -> io::Result<()> {
+    use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_MESSAGE))
+            .max_frame_size(Some(MAX_MESSAGE));
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(_) => {
+                    // EMFILE and the like: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            tokio::spawn(async move {
+                let Ok(ws) =
+                    tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
+                else {
+                    return;
+                };
+                let (write, read) = ws.split();
+                let _ = read
+                    .try_filter(|msg| future::ready(msg.is_text() || msg.is_binary()))
+                    .forward(write)
+                    .await;
+            });
+        }
+    })
+}
