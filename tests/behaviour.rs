@@ -782,7 +782,7 @@ async fn session_is_usable_from_another_thread() {
 async fn a_reader_that_never_reads_is_dropped_after_the_send_timeout() {
     let srv = start(app);
     // Connect and never read: the server pushes 1 MiB messages as fast as the session takes them.
-    let _raw = Raw::connect(srv.addr, "/flood/true").await;
+    let mut raw = Raw::connect(srv.addr, "/flood/true").await;
     let started = Instant::now();
     // Meanwhile another session of the same endpoint is served as usual.
     let mut bystander = connect(&srv.url("/flood/false")).await;
@@ -808,6 +808,12 @@ async fn a_reader_that_never_reads_is_dropped_after_the_send_timeout() {
     );
     send_text(&mut bystander, "after").await;
     assert_eq!(recv_text(&mut bystander).await, "after");
+    // The dead peer's TCP connection is shut down (not left to actix-http, which would keep
+    // trying to write to it): the peer's next writes are refused.
+    assert!(
+        raw.writes_fail_within(Duration::from_secs(3)).await,
+        "the server kept the dead peer's connection open"
+    );
     srv.stop().await;
 }
 

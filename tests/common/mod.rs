@@ -108,7 +108,8 @@ where
                     .configure(configure.clone())
             })
             .workers(1)
-            .client_disconnect_timeout(ws_endpoint_close_linger());
+            .client_disconnect_timeout(ws_endpoint_close_linger())
+            .on_connect(ws_endpoint::on_connect);
             if let Some(grace) = ws_shutdown {
                 server = server.with_ws_shutdown(grace);
             } else {
@@ -388,6 +389,22 @@ impl Raw {
                 RawFrame::Eof => panic!("connection ended without a close frame"),
             }
         }
+    }
+
+    /// Whether the server has shut the connection down: writing to it fails (reset) within
+    /// `limit`, without reading anything.
+    pub async fn writes_fail_within(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let frame = Self::frame(0x81, b"are you there");
+        while Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.stream.write_all(&frame)).await {
+                Ok(Err(_)) => return true,
+                Ok(Ok(())) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(_) => return false,
+            }
+        }
+        false
     }
 
     /// After the close frame: the server closes the TCP connection; returns how long it took.

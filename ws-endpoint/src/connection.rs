@@ -157,7 +157,8 @@ pub(crate) async fn run<E: Endpoint>(
         }
     };
 
-    let reason = match guarded(ep.on_open(&session, args)).await {
+    let opened = Box::pin(guarded(ep.on_open(&session, args))).await;
+    let reason = match opened {
         Ok(Ok(())) => receive(&mut ep, &session, &mut reader, &config).await,
         Ok(Err(err)) => {
             report(&mut ep, &session, err).await;
@@ -175,7 +176,7 @@ pub(crate) async fn run<E: Endpoint>(
     };
     drop(reader);
 
-    if let Err(panic) = guarded(ep.on_close(&session, reason)).await {
+    if let Err(panic) = Box::pin(guarded(ep.on_close(&session, reason))).await {
         tracing::error!(session = %session.id(), panic, "on_close handler panicked");
     }
 }
@@ -188,21 +189,33 @@ async fn receive<E: Endpoint>(
     config: &EndpointConfig,
 ) -> CloseReason {
     let mut timers = Timers::new(config);
+    let track_idle = timers.idle.is_some();
+    // One timer for the whole loop, re-armed only when the next deadline moves earlier or it
+    // has fired (an idle deadline that moved later is found out when the timer fires).
+    let sleep = sleep_until(Instant::now().into());
+    let mut sleep = std::pin::pin!(sleep);
+    let mut armed: Option<Instant> = None;
     loop {
         if !session.is_open() {
             return session.inner.close_reason().unwrap_or_default();
         }
-        let deadline = timers.next_deadline(session);
+        if let Some(deadline) = timers.next_deadline(session) {
+            if armed.is_none_or(|at| deadline < at) {
+                sleep.as_mut().reset(deadline.into());
+                armed = Some(deadline);
+            }
+        }
         let event = tokio::select! {
             biased;
-            _ = session.inner.close_notify.notified() => Event::CloseRequested,
+            _ = closing(session) => Event::CloseRequested,
             frame = reader.next() => Event::Frame(frame),
-            _ = sleep_until(deadline.unwrap_or_else(Instant::now).into()), if deadline.is_some() => Event::Timer,
+            _ = &mut sleep, if armed.is_some() => Event::Timer,
         };
         let frame = match event {
             Event::CloseRequested => continue,
             Event::Timer => {
-                if let Some(reason) = on_timer(session, &mut timers).await {
+                armed = None;
+                if let Some(reason) = Box::pin(on_timer(session, &mut timers)).await {
                     return reason;
                 }
                 continue;
@@ -211,16 +224,22 @@ async fn receive<E: Endpoint>(
         };
         let outcome = match frame {
             Ok(Frame::Text(text)) => {
-                timers.last_received = Instant::now();
+                if track_idle {
+                    timers.last_received = Instant::now();
+                }
                 ep.on_message(session, Incoming::Text(text))
             }
             Ok(Frame::Binary(data)) => {
-                timers.last_received = Instant::now();
+                if track_idle {
+                    timers.last_received = Instant::now();
+                }
                 ep.on_message(session, Incoming::Binary(data))
             }
             Ok(Frame::Ping(data)) => {
-                timers.last_received = Instant::now();
-                let _ = session.pong(&data).await;
+                if track_idle {
+                    timers.last_received = Instant::now();
+                }
+                let _ = session.pong(data).await;
                 continue;
             }
             Ok(Frame::Pong(data)) => {
@@ -231,30 +250,54 @@ async fn receive<E: Endpoint>(
                 ep.on_message(session, Incoming::Pong(data))
             }
             Ok(Frame::Close(wire)) => {
-                let reason = CloseReason::from_actix(wire.clone());
-                match session.inner.begin_close(reason.clone()) {
-                    Ok(Some(sender)) => {
-                        // Echo the peer's code (RFC 6455 §5.5.1); an empty close echoes empty.
-                        let echo = wire.map(|w| actix_ws::CloseReason {
-                            code: w.code,
-                            description: None,
-                        });
-                        echo_close(&session.inner, sender, echo).await;
-                        return reason;
-                    }
-                    Ok(None) => return reason,
-                    Err(_) => continue,
+                if let Some(reason) = Box::pin(on_peer_close(session, wire)).await {
+                    return reason;
                 }
+                continue;
             }
-            Err(err) => return on_read_error(ep, session, err).await,
+            Err(err) => return Box::pin(on_read_error(ep, session, err)).await,
         };
         match guarded(outcome).await {
             Ok(Ok(())) => {}
-            Ok(Err(err)) => report(ep, session, err).await,
+            Ok(Err(err)) => Box::pin(report(ep, session, err)).await,
             Err(panic) => {
-                return fail(ep, session, EndpointError::Panic(panic), CloseCode::Error).await
+                let err = EndpointError::Panic(panic);
+                return Box::pin(fail(ep, session, err, CloseCode::Error)).await;
             }
         }
+    }
+}
+
+/// Ready once a close has begun (from a handler, another task, or shutdown).
+fn closing(session: &Session) -> impl std::future::Future<Output = ()> + '_ {
+    std::future::poll_fn(move |cx| {
+        session.inner.close_waker.register(cx.waker());
+        if session.is_open() {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+}
+
+/// The peer's close frame: echo its code, and end unless a close was already under way.
+async fn on_peer_close(
+    session: &Session,
+    wire: Option<actix_ws::CloseReason>,
+) -> Option<CloseReason> {
+    let reason = CloseReason::from_actix(wire.clone());
+    match session.inner.begin_close(reason.clone()) {
+        Ok(Some(sender)) => {
+            // Echo the peer's code (RFC 6455 §5.5.1); an empty close echoes empty.
+            let echo = wire.map(|w| actix_ws::CloseReason {
+                code: w.code,
+                description: None,
+            });
+            echo_close(&session.inner, sender, echo).await;
+            Some(reason)
+        }
+        Ok(None) => Some(reason),
+        Err(_) => None,
     }
 }
 

@@ -17,7 +17,7 @@ use crate::{
     handshake,
     message::Incoming,
     registry,
-    session::Session,
+    session::{ConnSocket, Session, SessionSettings},
 };
 
 /// What `#[server_endpoint]` implements for an annotated impl. Not meant to be implemented by
@@ -268,8 +268,12 @@ async fn upgrade<E: Endpoint>(
         (TypeId::of::<E>(), std::any::type_name::<E>()),
         sender,
         info,
-        config.send_timeout,
-        config.slow_consumer,
+        SessionSettings {
+            send_timeout: config.send_timeout,
+            slow_consumer: config.slow_consumer,
+            track_idle: config.idle_timeout.is_some(),
+            socket: req.conn_data::<ConnSocket>().cloned(),
+        },
     );
     registry::register(&session);
 

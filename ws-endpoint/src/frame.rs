@@ -199,7 +199,7 @@ impl FrameReader {
     pub(crate) fn new(payload: Payload, limits: Limits) -> Self {
         Self {
             payload,
-            buf: BytesMut::with_capacity(4096),
+            buf: BytesMut::new(),
             eof: false,
             limits,
             frag: None,
@@ -231,6 +231,10 @@ impl FrameReader {
             }
             if self.eof {
                 return Err(ReadError::Eof);
+            }
+            if self.buf.is_empty() && self.buf.capacity() > 64 * 1024 {
+                // Do not keep a large message's buffer for the rest of the connection.
+                self.buf = BytesMut::new();
             }
             match self.payload.next().await {
                 Some(Ok(chunk)) => {

@@ -78,7 +78,7 @@ pub use crate::{
     hub::{Delivery, Hub, SlowConsumer},
     message::{HandlerReturn, Json, MessagePayload, Pong, Sendable},
     registry::{all_open_sessions, open_session_count, shutdown},
-    server::{shutdown_on_signal, WsServerExt, CLOSE_LINGER},
+    server::{on_connect, shutdown_on_signal, WsServerExt, CLOSE_LINGER},
     session::{Session, SessionId},
 };
 pub use bytes::Bytes;

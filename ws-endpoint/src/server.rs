@@ -18,6 +18,27 @@ use actix_web::{
 /// Autobahn testsuite see an unclean close, measured in `scripts/conformance.sh`.)
 pub const CLOSE_LINGER: Duration = Duration::ZERO;
 
+/// The `on_connect` hook installed by [`WsServerExt::with_ws_defaults`]: sets `TCP_NODELAY` and
+/// keeps a handle on the socket for the connection's sessions. Call it from your own
+/// `HttpServer::on_connect` hook if you have one.
+pub fn on_connect(conn: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
+    let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+        return; // TLS or Unix-socket connections: nothing to tune here
+    };
+    let _ = tcp.set_nodelay(true);
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        if let Ok(fd) = tcp.as_fd().try_clone_to_owned() {
+            data.insert(crate::session::ConnSocket(std::sync::Arc::new(
+                std::net::TcpStream::from(fd),
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = data;
+}
+
 /// Waits for Ctrl-C or SIGTERM, then closes every session with 1001 (waiting up to `grace` for
 /// their `on_close` handlers). Pass it to `HttpServer::shutdown_signal` when you configure the
 /// server yourself.
@@ -75,8 +96,14 @@ async fn wait_for_signal() {
 /// # }
 /// ```
 pub trait WsServerExt: Sized {
-    /// [`CLOSE_LINGER`] (no linger) instead of actix-web's 1 s after a close, and
+    /// [`CLOSE_LINGER`] (no linger) instead of actix-web's 1 s after a close; `TCP_NODELAY` on
+    /// every connection (actix-web leaves Nagle's algorithm on, which delays small frames); a
+    /// handle on each connection's socket so that a dead peer (no pong, or not reading past the
+    /// send timeout) has its TCP connection shut down at once — otherwise actix-http keeps
+    /// trying to write its buffered bytes to it; and
     /// [`with_ws_shutdown`](Self::with_ws_shutdown) with a 5 s grace period.
+    ///
+    /// It sets the server's `on_connect` hook; if you need your own, call [`on_connect`] from it.
     fn with_ws_defaults(self) -> Self;
 
     /// On Ctrl-C or SIGTERM, close every session with 1001, wait up to `grace` for their
@@ -99,6 +126,7 @@ where
 {
     fn with_ws_defaults(self) -> Self {
         self.client_disconnect_timeout(CLOSE_LINGER)
+            .on_connect(on_connect)
             .with_ws_shutdown(Duration::from_secs(5))
     }
 

@@ -15,7 +15,8 @@ use std::{
 };
 
 use bytes::Bytes;
-use futures_util::FutureExt as _;
+use bytestring::ByteString;
+use futures_util::{task::AtomicWaker, FutureExt as _};
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -50,6 +51,37 @@ impl fmt::Display for SessionId {
     }
 }
 
+/// A frame for the outbound queue.
+enum OutFrame {
+    Text(ByteString),
+    Binary(Bytes),
+    Ping(Bytes),
+    Pong(Bytes),
+}
+
+/// Per-session settings from the endpoint's configuration.
+pub(crate) struct SessionSettings {
+    pub(crate) send_timeout: Duration,
+    pub(crate) slow_consumer: SlowConsumer,
+    pub(crate) track_idle: bool,
+    pub(crate) socket: Option<ConnSocket>,
+}
+
+/// A duplicate handle on a connection's TCP socket, stored by the `on_connect` hook of
+/// [`WsServerExt::with_ws_defaults`](crate::WsServerExt::with_ws_defaults).
+#[derive(Clone)]
+pub(crate) struct ConnSocket(
+    #[cfg(unix)] pub(crate) Arc<std::net::TcpStream>,
+    #[cfg(not(unix))] pub(crate) (),
+);
+
+impl ConnSocket {
+    fn shutdown(&self) {
+        #[cfg(unix)]
+        let _ = self.0.shutdown(std::net::Shutdown::Both);
+    }
+}
+
 /// What the handshake established; fixed for the session's life.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HandshakeInfo {
@@ -68,7 +100,8 @@ pub(crate) struct Inner {
     sender: Mutex<Option<actix_ws::Session>>,
     open: AtomicBool,
     close_request: Mutex<Option<CloseReason>>,
-    pub(crate) close_notify: Notify,
+    /// Wakes the connection task when a close begins (cheaper than a `Notify` per loop turn).
+    pub(crate) close_waker: AtomicWaker,
     info: HandshakeInfo,
     properties: Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
     epoch: Instant,
@@ -76,6 +109,11 @@ pub(crate) struct Inner {
     last_sent_ms: AtomicU64,
     /// How long a send may wait for room in the outbound queue before the peer is deemed dead.
     send_timeout: Duration,
+    /// Whether sends must record their time (only for an idle timeout).
+    track_idle: bool,
+    /// A second handle on the TCP socket (see `WsServerExt::with_ws_defaults`), so that a dead
+    /// peer's connection can be shut down even while actix-http still has bytes to write to it.
+    socket: Option<ConnSocket>,
     /// What a broadcast does when this session's queue is full.
     pub(crate) slow_consumer: SlowConsumer,
     /// Woken when the connection is dropped, so that blocked sends return at once.
@@ -126,8 +164,7 @@ impl Session {
         (endpoint, endpoint_name): (TypeId, &'static str),
         sender: actix_ws::Session,
         info: HandshakeInfo,
-        send_timeout: Duration,
-        slow_consumer: SlowConsumer,
+        settings: SessionSettings,
     ) -> Session {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Session {
@@ -138,13 +175,15 @@ impl Session {
                 sender: Mutex::new(Some(sender)),
                 open: AtomicBool::new(true),
                 close_request: Mutex::new(None),
-                close_notify: Notify::new(),
+                close_waker: AtomicWaker::new(),
                 info,
                 properties: Mutex::new(HashMap::new()),
                 epoch: Instant::now(),
                 last_sent_ms: AtomicU64::new(0),
-                send_timeout,
-                slow_consumer,
+                send_timeout: settings.send_timeout,
+                track_idle: settings.track_idle,
+                socket: settings.socket,
+                slow_consumer: settings.slow_consumer,
                 aborted: Notify::new(),
                 aborted_flag: AtomicBool::new(false),
             }),
@@ -236,20 +275,17 @@ impl Session {
 
     /// Offers a prepared message to the outbound queue without waiting.
     pub(crate) fn offer(&self, msg: &Prepared) -> Offer {
-        let Ok(mut sender) = self.sender() else {
-            return Offer::Closed;
+        let frame = match msg {
+            Prepared::Text(t) => OutFrame::Text(t.clone()),
+            Prepared::Binary(b) => OutFrame::Binary(b.clone()),
         };
-        let result = match msg {
-            Prepared::Text(text) => sender.text(text.clone()).now_or_never(),
-            Prepared::Binary(data) => sender.binary(data.clone()).now_or_never(),
-        };
-        match result {
-            Some(Ok(())) => {
+        match self.try_queue(&frame) {
+            Ok(true) => {
                 self.touch();
                 Offer::Sent
             }
-            Some(Err(_)) => Offer::Closed,
-            None => Offer::Full,
+            Ok(false) => Offer::Full,
+            Err(_) => Offer::Closed,
         }
     }
 
@@ -304,19 +340,57 @@ impl Session {
         lock(&self.inner.sender).clone().ok_or(SendError::Closed)
     }
 
-    /// Runs one send on the outbound queue. A send that finds room completes at once; one that
-    /// has to wait does so for at most `send_timeout`, after which the peer, which has stopped
-    /// reading, is considered dead: the connection is dropped and `on_close` gets 1006.
-    async fn deliver<F>(&self, send: F) -> Result<(), SendError>
-    where
-        F: Future<Output = Result<(), actix_ws::Closed>>,
-    {
-        deliver(&self.inner, send).await
+    /// Offers a frame to the outbound queue without waiting: `Ok(true)` queued, `Ok(false)` the
+    /// queue is full. Uses the stored sender in place (no clone) — the common, fast path.
+    fn try_queue(&self, frame: &OutFrame) -> Result<bool, SendError> {
+        if !self.is_open() {
+            return Err(SendError::Closed);
+        }
+        let mut guard = lock(&self.inner.sender);
+        let sender = guard.as_mut().ok_or(SendError::Closed)?;
+        let result = match frame {
+            OutFrame::Text(t) => sender.text(t.clone()).now_or_never(),
+            OutFrame::Binary(b) => sender.binary(b.clone()).now_or_never(),
+            OutFrame::Ping(p) => sender.ping(p).now_or_never(),
+            OutFrame::Pong(p) => sender.pong(p).now_or_never(),
+        };
+        match result {
+            Some(Ok(())) => Ok(true),
+            Some(Err(_)) => Err(SendError::Closed),
+            None => Ok(false),
+        }
+    }
+
+    /// Queues a frame: at once when there is room, otherwise waiting at most `send_timeout`,
+    /// after which the peer, which has stopped reading, is considered dead: the connection is
+    /// dropped and `on_close` gets 1006.
+    async fn queue(&self, frame: OutFrame) -> Result<(), SendError> {
+        let data = matches!(frame, OutFrame::Text(_) | OutFrame::Binary(_));
+        if !self.try_queue(&frame)? {
+            // Boxed: keeps the waiting machinery out of every caller's future.
+            Box::pin(self.queue_waiting(frame)).await?;
+        }
+        if data {
+            self.touch();
+        }
+        Ok(())
+    }
+
+    async fn queue_waiting(&self, frame: OutFrame) -> Result<(), SendError> {
+        let mut sender = self.sender()?;
+        match frame {
+            OutFrame::Text(t) => deliver(&self.inner, sender.text(t)).await,
+            OutFrame::Binary(b) => deliver(&self.inner, sender.binary(b)).await,
+            OutFrame::Ping(p) => deliver(&self.inner, sender.ping(&p)).await,
+            OutFrame::Pong(p) => deliver(&self.inner, sender.pong(&p)).await,
+        }
     }
 
     fn touch(&self) {
-        let ms = self.inner.epoch.elapsed().as_millis() as u64;
-        self.inner.last_sent_ms.store(ms, Ordering::Relaxed);
+        if self.inner.track_idle {
+            let ms = self.inner.epoch.elapsed().as_millis() as u64;
+            self.inner.last_sent_ms.store(ms, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn last_sent(&self) -> Instant {
@@ -326,18 +400,13 @@ impl Session {
 
     /// Sends a text message (`getBasicRemote().sendText`).
     pub async fn text(&self, text: impl Into<String>) -> Result<(), SendError> {
-        let mut sender = self.sender()?;
-        self.deliver(sender.text(text.into())).await?;
-        self.touch();
-        Ok(())
+        self.queue(OutFrame::Text(ByteString::from(text.into())))
+            .await
     }
 
     /// Sends a binary message (`sendBinary`).
     pub async fn binary(&self, data: impl Into<Bytes>) -> Result<(), SendError> {
-        let mut sender = self.sender()?;
-        self.deliver(sender.binary(data.into())).await?;
-        self.touch();
-        Ok(())
+        self.queue(OutFrame::Binary(data.into())).await
     }
 
     /// Serialises `value` with serde_json and sends it as a text message.
@@ -357,13 +426,12 @@ impl Session {
 
     /// Sends a ping with an application payload (at most 125 bytes are sent).
     pub async fn ping(&self, payload: &[u8]) -> Result<(), SendError> {
-        let mut sender = self.sender()?;
-        self.deliver(sender.ping(payload)).await
+        self.queue(OutFrame::Ping(Bytes::copy_from_slice(payload)))
+            .await
     }
 
-    pub(crate) async fn pong(&self, payload: &[u8]) -> Result<(), SendError> {
-        let mut sender = self.sender()?;
-        self.deliver(sender.pong(payload)).await
+    pub(crate) async fn pong(&self, payload: Bytes) -> Result<(), SendError> {
+        self.queue(OutFrame::Pong(payload)).await
     }
 
     /// Closes the session with `reason` (`close(CloseReason)`): sends the close frame, then the
@@ -445,7 +513,7 @@ impl Inner {
             *request = Some(reason);
         }
         let sender = lock(&self.sender).take();
-        self.close_notify.notify_one();
+        self.close_waker.wake();
         Ok(sender)
     }
 
@@ -463,8 +531,13 @@ impl Inner {
         };
         self.aborted_flag.store(true, Ordering::Release);
         drop(lock(&self.sender).take());
+        if let Some(socket) = &self.socket {
+            // actix-http would otherwise go on trying to write what it has buffered to a peer
+            // that reads nothing, holding the connection (and its buffers) open.
+            socket.shutdown();
+        }
         self.aborted.notify_waiters();
-        self.close_notify.notify_one();
+        self.close_waker.wake();
         first.then_some(reason)
     }
 
