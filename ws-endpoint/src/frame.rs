@@ -40,6 +40,9 @@ pub(crate) enum ReadError {
     Eof,
 }
 
+/// Most a frame header can make the reader reserve ahead of its payload.
+const RESERVE_CAP: u64 = 1 << 20;
+
 /// Per-kind limits and whether the endpoint takes that kind at all.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
@@ -302,6 +305,11 @@ impl FrameReader {
 
             let frame_size = header.size as u64 + header.len;
             if (self.buf.len() as u64) < frame_size {
+                // Make room for the whole frame at once (it is within the limit), rather than
+                // doubling the buffer chunk by chunk; capped so that a header alone cannot make
+                // the server allocate much.
+                let missing = (frame_size - self.buf.len() as u64).min(RESERVE_CAP) as usize;
+                self.buf.reserve(missing);
                 let text = header.opcode == 1
                     || (header.opcode == 0
                         && self
