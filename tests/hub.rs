@@ -285,3 +285,32 @@ async fn the_close_policy_drops_a_slow_consumer_with_1008() {
     );
     srv.stop().await;
 }
+
+/// One broadcast reaches every member, however many (Tokio's cooperative budget of 128
+/// operations per task turn must not turn into "queue full" for the 129th session).
+#[tokio::test]
+async fn one_broadcast_reaches_hundreds_of_sessions() {
+    let _serial = SERIAL.lock().await;
+    let srv = start(app);
+    const N: usize = 300;
+    let mut clients = Vec::with_capacity(N);
+    for _ in 0..N {
+        clients.push(connect(&srv.url("/room/big")).await);
+    }
+    while Room::hub().room_members("big").len() < N {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let delivery = Room::hub().to_room("big", "to all of you").unwrap();
+    assert_eq!(
+        delivery,
+        Delivery {
+            sent: N,
+            dropped: 0,
+            closed: 0
+        }
+    );
+    for ws in &mut clients {
+        assert_eq!(recv_text(ws).await, "to all of you");
+    }
+    srv.stop().await;
+}

@@ -21,7 +21,7 @@ use futures_util::{future::join_all, FutureExt as _, SinkExt as _, StreamExt as 
 use hdrhistogram::Histogram;
 use tokio::{io::AsyncWriteExt as _, net::TcpStream, task::JoinHandle, time::timeout};
 use tokio_tungstenite::{
-    tungstenite::{Bytes, Error as WsError, Message},
+    tungstenite::{protocol::WebSocketConfig, Bytes, Error as WsError, Message},
     WebSocketStream,
 };
 
@@ -51,6 +51,19 @@ pub async fn connect(addr: SocketAddr) -> Result<Ws, String> {
 /// flooder that never reads uses a small one, so that the server's own queues, not the
 /// kernel's buffers, fill up within the flood).
 pub async fn connect_with(addr: SocketAddr, recv_buffer: Option<u32>) -> Result<Ws, String> {
+    connect_to(addr, "/", recv_buffer, None).await
+}
+
+/// Opens one WebSocket connection to `ws://addr{path}` (with `TCP_NODELAY` on the client side),
+/// with the socket's receive buffer (`SO_RCVBUF`) and tungstenite's read buffer set if given
+/// (tungstenite reserves 128 KiB per connection by default; thousands of fan-out listeners do
+/// with 4 KiB).
+pub async fn connect_to(
+    addr: SocketAddr,
+    path: &str,
+    recv_buffer: Option<u32>,
+    read_buffer: Option<usize>,
+) -> Result<Ws, String> {
     let attempt = async {
         let socket = if addr.is_ipv4() {
             tokio::net::TcpSocket::new_v4()
@@ -70,9 +83,14 @@ pub async fn connect_with(addr: SocketAddr, recv_buffer: Option<u32>) -> Result<
         stream
             .set_nodelay(true)
             .map_err(|e| format!("nodelay: {e}"))?;
-        let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/"), stream)
-            .await
-            .map_err(|e| format!("handshake: {e}"))?;
+        let config = read_buffer.map(|size| WebSocketConfig::default().read_buffer_size(size));
+        let (ws, _) = tokio_tungstenite::client_async_with_config(
+            format!("ws://{addr}{path}"),
+            stream,
+            config,
+        )
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
         Ok(ws)
     };
     timeout(CONNECT_TIMEOUT, attempt)
@@ -93,11 +111,24 @@ pub async fn connect_many_with(
     batch: usize,
     recv_buffer: Option<u32>,
 ) -> (Vec<Ws>, Vec<String>) {
+    connect_many_to(addr, "/", n, batch, recv_buffer, None).await
+}
+
+/// [`connect_many`] with [`connect_to`]'s path and buffer sizes.
+pub async fn connect_many_to(
+    addr: SocketAddr,
+    path: &str,
+    n: usize,
+    batch: usize,
+    recv_buffer: Option<u32>,
+    read_buffer: Option<usize>,
+) -> (Vec<Ws>, Vec<String>) {
     let mut open = Vec::with_capacity(n);
     let mut errors = Vec::new();
     while open.len() + errors.len() < n {
         let count = batch.min(n - open.len() - errors.len());
-        for result in join_all((0..count).map(|_| connect_with(addr, recv_buffer))).await {
+        let batch = (0..count).map(|_| connect_to(addr, path, recv_buffer, read_buffer));
+        for result in join_all(batch).await {
             match result {
                 Ok(ws) => open.push(ws),
                 Err(e) => errors.push(e),

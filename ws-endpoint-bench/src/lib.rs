@@ -1,11 +1,13 @@
 //! Benchmark harness for ws-endpoint (issue 5): the `#[server_endpoint]` echo against a
 //! hand-written actix-ws loop and a tokio-tungstenite server, with a tokio-tungstenite load
-//! generator. Run it with `cargo run --release -p ws-endpoint-bench -- all`; see `BENCHMARKS.md`
-//! at the repository root.
+//! generator; and the fan-out of one message to a room of 1,000 or 10,000 sessions, in one
+//! process and through Redis (issue 4). Run it with
+//! `cargo run --release -p ws-endpoint-bench -- all`; see `BENCHMARKS.md` at the repository root.
 
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod fanout;
 pub mod report;
 pub mod servers;
 pub mod sys;

@@ -1,17 +1,22 @@
 //! The benchmark harness of issue 5: three echo servers, each started fresh for every
-//! measurement and run in alternating rounds, driven by a tokio-tungstenite load generator.
+//! measurement and run in alternating rounds, driven by a tokio-tungstenite load generator; and
+//! the fan-out of issue 4: one message to a room of 1,000 and 10,000 sessions, in one process
+//! and through Redis across two processes.
 //!
 //! ```text
 //! cargo run --release -p ws-endpoint-bench -- all         # every scenario, 3 rounds (< 10 min)
 //! cargo run --release -p ws-endpoint-bench -- quick       # every scenario, 1 short round
 //! cargo run --release -p ws-endpoint-bench -- small-w1 flood --rounds 5
 //! cargo run --release -p ws-endpoint-bench -- flood-long --rounds 1   # 20 s flood
+//! cargo run --release -p ws-endpoint-bench -- fanout      # fan-out only (15 s to 1 min)
 //! cargo run --release -p ws-endpoint-bench -- serve actix-ws 127.0.0.1:9001
+//! cargo run --release -p ws-endpoint-bench -- serve fanout 127.0.0.1:9001 [REDIS_URL]
 //! cargo run --release -p ws-endpoint-bench -- hold 127.0.0.1:9001 1000 10
 //! ```
-//! Options: `--rounds N`, `--servers macro,actix-ws,tungstenite`, `--measure SECS`,
-//! `--flood SECS`, `--idle-conns N`, `--no-wait`, `--macro-bin PATH` (serve "macro" with another
-//! build of the echo endpoint, e.g. `target/release/examples/echo`). See `BENCHMARKS.md`.
+//! Options: `--rounds N`, `--servers macro,actix-ws,tungstenite[,actix-ws-nagle]`,
+//! `--measure SECS`, `--flood SECS`, `--idle-conns N`, `--fanout-fires N`,
+//! `--fanout-sessions N,M`, `--no-wait`, `--macro-bin PATH` (serve "macro" with another build of
+//! the echo endpoint, e.g. `target/release/examples/echo`). See `BENCHMARKS.md`.
 
 use std::{
     net::{SocketAddr, TcpListener, TcpStream},
@@ -24,6 +29,7 @@ use std::{
 use hdrhistogram::Histogram;
 use ws_endpoint_bench::{
     client::{self, EchoSpec, FloodSpec},
+    fanout::{self, FanoutOutcome, FanoutSpec},
     report::{self, Row},
     servers::{self, ServerKind},
     sys,
@@ -31,19 +37,27 @@ use ws_endpoint_bench::{
 
 const USAGE: &str = "\
 usage: ws-endpoint-bench <all | quick | SCENARIO...> [options]
-       ws-endpoint-bench serve <macro | actix-ws | tungstenite> ADDR
+       ws-endpoint-bench serve <macro | actix-ws | tungstenite | actix-ws-nagle> ADDR
+       ws-endpoint-bench serve fanout ADDR [REDIS_URL]
        ws-endpoint-bench hold ADDR N SECS    (open N idle connections to ADDR, hold them SECS;
                                              for profiling a server started by hand)
 
-scenarios: small-w1 small-w16 16k 1m idle flood   (all and quick run these)
+scenarios: small-w1 small-w16 16k 1m idle flood fanout   (all and quick run these)
            flood-long            the flood for 20 s: past ws-endpoint's 10 s send timeout
+           fanout                one message to a room of 1,000 and 10,000 sessions, in one
+                                 process and through Redis across two (needs redis-server)
 options:   --rounds N            rounds of A B C (default 3; quick: 1)
-           --servers a,b,c       servers to compare (default macro,actix-ws,tungstenite)
+           --servers a,b,c       servers to compare (default macro,actix-ws,tungstenite;
+                                 also actix-ws-nagle: the baseline without TCP_NODELAY)
+           --fanout-fires N      measured fires per fan-out setup (default 5; quick: 3)
+           --fanout-sessions N,M room sizes (default 1000,10000)
            --measure SECS        measured seconds per echo run (default 3; quick: 1.5)
            --idle-conns N        idle connections (default 5000)
            --flood SECS          flood duration (default 5; quick: 3)
            --no-wait             do not wait for other processes to go quiet before a run
                                  (by default up to 120 s in all, before runs, are spent so)
+                                 and do not measure again a run they disturbed (> 10 % of a
+                                 CPU used by others; by default up to 12 runs are redone)
            --macro-bin PATH      serve \"macro\" with this binary (address as first argument,
                                  ECHO_WORKERS=1), e.g. target/release/examples/echo";
 
@@ -169,6 +183,10 @@ impl Scenario {
 
 const FLOOD_CONNS: usize = 50;
 
+/// A run during which other processes (or the hypervisor: steal time) used more than this much
+/// of a CPU is measured again, up to 12 times per invocation (not with `--no-wait`).
+const DISTURBED_PCT: f64 = 10.0;
+
 /// The `flood-long` duration: past ws-endpoint's default 10 s `send_timeout` counted from when
 /// the queues fill (about 3 s in), to show what that policy does.
 const FLOOD_LONG: Duration = Duration::from_secs(20);
@@ -189,8 +207,14 @@ struct Options {
     idle_conns: usize,
     macro_bin: Option<PathBuf>,
     server_cpu: Option<usize>,
+    /// Whether to measure the fan-out (issue 4).
+    fanout: bool,
+    fanout_fires: usize,
+    fanout_sessions: Vec<usize>,
     /// Total time the harness may wait for other processes to quiet down before runs.
     quiet_budget: Duration,
+    /// Runs that may still be redone because other processes used the CPU during them.
+    retries: usize,
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
@@ -204,12 +228,17 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         idle_conns: 5000,
         macro_bin: None,
         server_cpu: None,
+        fanout: false,
+        fanout_fires: 5,
+        fanout_sessions: vec![1000, 10_000],
         quiet_budget: Duration::from_secs(120),
+        retries: 12,
     };
     let mut quick = false;
     let mut rounds = None;
     let mut measure = None;
     let mut flood = None;
+    let mut fires = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = |name: &str| {
@@ -218,11 +247,31 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                 .ok_or_else(|| format!("{name} needs a value"))
         };
         match arg.as_str() {
-            "all" => opts.scenarios.extend(Scenario::ALL),
+            "all" => {
+                opts.scenarios.extend(Scenario::ALL);
+                opts.fanout = true;
+            }
             "flood-long" => opts.scenarios.push(Scenario::FloodLong),
+            "fanout" => opts.fanout = true,
             "quick" => {
                 quick = true;
                 opts.scenarios.extend(Scenario::ALL);
+                opts.fanout = true;
+            }
+            "--fanout-fires" => {
+                fires = Some(
+                    value(arg)?
+                        .parse::<usize>()
+                        .map_err(|e| format!("--fanout-fires: {e}"))?
+                        .max(1),
+                )
+            }
+            "--fanout-sessions" => {
+                opts.fanout_sessions = value(arg)?
+                    .split(',')
+                    .map(|n| n.parse::<usize>().map(|n| n.max(1)))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| format!("--fanout-sessions: {e}"))?
             }
             "--rounds" => {
                 rounds = Some(
@@ -241,7 +290,10 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                     .parse()
                     .map_err(|e| format!("--idle-conns: {e}"))?
             }
-            "--no-wait" => opts.quiet_budget = Duration::ZERO,
+            "--no-wait" => {
+                opts.quiet_budget = Duration::ZERO;
+                opts.retries = 0;
+            }
             "--flood" => {
                 let secs: f64 = value(arg)?.parse().map_err(|e| format!("--flood: {e}"))?;
                 flood = Some(Duration::from_secs_f64(secs.clamp(1.0, 60.0)));
@@ -264,6 +316,10 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         opts.warmup = Duration::from_millis(500);
         opts.measure = Duration::from_millis(1500);
         opts.flood = Duration::from_secs(3);
+        opts.fanout_fires = 3;
+    }
+    if let Some(f) = fires {
+        opts.fanout_fires = f;
     }
     if let Some(r) = rounds {
         opts.rounds = r;
@@ -275,7 +331,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         opts.flood = f;
     }
     opts.scenarios.dedup();
-    if opts.scenarios.is_empty() || opts.servers.is_empty() {
+    if (opts.scenarios.is_empty() || opts.servers.is_empty()) && !opts.fanout {
         return Err("nothing to run".to_owned());
     }
     Ok(opts)
@@ -288,14 +344,19 @@ struct Server {
     addr: SocketAddr,
 }
 
+fn free_addr() -> Result<SocketAddr, String> {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("no free port: {e}"))?
+        .port();
+    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
 impl Server {
+    /// Starts the echo server of `kind`.
     fn start(kind: ServerKind, opts: &Options) -> Result<Server, String> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free port: {e}"))?
-            .port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut cmd = match (kind, &opts.macro_bin) {
+        let addr = free_addr()?;
+        let cmd = match (kind, &opts.macro_bin) {
             (ServerKind::Macro, Some(bin)) => {
                 let mut cmd = Command::new(bin);
                 cmd.arg(addr.to_string()).env("ECHO_WORKERS", "1");
@@ -308,10 +369,44 @@ impl Server {
                 cmd
             }
         };
+        Server::spawn(kind.name(), cmd, addr, opts.server_cpu)
+    }
+
+    /// Starts the fan-out server, connected to the Redis server at `redis` if given.
+    fn start_fanout(opts: &Options, redis: Option<SocketAddr>) -> Result<Server, String> {
+        let addr = free_addr()?;
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("serve").arg("fanout").arg(addr.to_string());
+        if let Some(redis) = redis {
+            cmd.arg(format!("redis://{redis}/"));
+        }
+        Server::spawn("fanout server", cmd, addr, opts.server_cpu)
+    }
+
+    /// Starts a `redis-server` on 127.0.0.1 that keeps nothing on disk.
+    fn start_redis(opts: &Options) -> Result<Server, String> {
+        let addr = free_addr()?;
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--bind", "127.0.0.1", "--port"])
+            .arg(addr.port().to_string())
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(["--loglevel", "warning"])
+            .current_dir(std::env::temp_dir());
+        Server::spawn("redis-server", cmd, addr, opts.server_cpu)
+    }
+
+    /// Spawns `cmd` (pinned to `cpu` if given) and waits until it listens on `addr`.
+    fn spawn(
+        name: &str,
+        mut cmd: Command,
+        addr: SocketAddr,
+        cpu: Option<usize>,
+    ) -> Result<Server, String> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        if let Some(cpu) = opts.server_cpu {
+        if let Some(cpu) = cpu {
             // SAFETY: the hook makes one system call (sched_setaffinity), which is
             // async-signal-safe, and touches no memory shared with the parent.
             unsafe {
@@ -320,7 +415,7 @@ impl Server {
         }
         let child = cmd
             .spawn()
-            .map_err(|e| format!("cannot start {kind}: {e}"))?;
+            .map_err(|e| format!("cannot start {name}: {e}"))?;
         let mut server = Server {
             pid: child.id(),
             child,
@@ -329,13 +424,13 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {
-                return Err(format!("{kind} exited at start: {status}"));
+                return Err(format!("{name} exited at start: {status}"));
             }
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                 break;
             }
             if Instant::now() > deadline {
-                return Err(format!("{kind} did not listen on {addr} within 10 s"));
+                return Err(format!("{name} did not listen on {addr} within 10 s"));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -548,7 +643,7 @@ fn machine_lines(opts: &Options, nofile: u64, pinning: &str) -> Vec<String> {
         })
         .map_or(0.0, |kib| kib / (1024.0 * 1024.0));
     let args: Vec<String> = std::env::args().skip(1).collect();
-    vec![
+    let mut lines = vec![
         format!(
             "command: cargo run --release -p ws-endpoint-bench -- {}",
             args.join(" ")
@@ -578,7 +673,19 @@ fn machine_lines(opts: &Options, nofile: u64, pinning: &str) -> Vec<String> {
             opts.measure.as_secs_f64(),
             opts.flood.as_secs_f64()
         ),
-    ]
+    ];
+    if opts.fanout {
+        lines.push(format!(
+            "fan-out: rooms of {} sessions, 1 warm-up + {} measured fires per setup, servers and Redis on the server CPU",
+            opts.fanout_sessions
+                .iter()
+                .map(|&n| report::number(n as f64, 0))
+                .collect::<Vec<_>>()
+                .join(" and "),
+            opts.fanout_fires
+        ));
+    }
+    lines
 }
 
 fn bench(mut opts: Options) -> Result<(), String> {
@@ -587,14 +694,19 @@ fn bench(mut opts: Options) -> Result<(), String> {
     }
     let started = Instant::now();
     let nofile = sys::raise_nofile_limit(65536);
-    let needed = opts.idle_conns as u64 + 256;
-    if nofile < needed {
-        let fit = nofile.saturating_sub(256) as usize;
+    let fit = nofile.saturating_sub(256) as usize;
+    if opts.idle_conns > fit {
         eprintln!(
             "warning: open-file limit {nofile}: idle connections reduced from {} to {fit}",
             opts.idle_conns
         );
         opts.idle_conns = fit;
+    }
+    for n in &mut opts.fanout_sessions {
+        if *n > fit {
+            eprintln!("warning: open-file limit {nofile}: fan-out room reduced from {n} to {fit}");
+            *n = fit;
+        }
     }
     let cpus = sys::allowed_cpus();
     let pinning = if cpus.len() >= 2 {
@@ -628,12 +740,34 @@ fn bench(mut opts: Options) -> Result<(), String> {
     for round in 1..=opts.rounds {
         for (si, &scenario) in opts.scenarios.iter().enumerate() {
             for (ki, &kind) in opts.servers.iter().enumerate() {
-                let waited = wait_quiet(&mut opts.quiet_budget);
-                if waited >= 1.0 {
-                    eprintln!("(waited {waited:.0} s for other processes to quiet down)");
-                }
-                let t0 = Instant::now();
-                let run = run_one(scenario, kind, &opts, &runtime);
+                let others = scenario
+                    .metrics()
+                    .iter()
+                    .position(|(name, _)| name.starts_with("others'"));
+                let (t0, run) = loop {
+                    let waited = wait_quiet(&mut opts.quiet_budget);
+                    if waited >= 1.0 {
+                        eprintln!("(waited {waited:.0} s for other processes to quiet down)");
+                    }
+                    let t0 = Instant::now();
+                    let run = run_one(scenario, kind, &opts, &runtime);
+                    let disturbed = match (&run, others) {
+                        (Ok((v, _)), Some(i)) => Some(v[i]).filter(|&o| o > DISTURBED_PCT),
+                        _ => None,
+                    };
+                    match disturbed {
+                        Some(pct) if opts.retries > 0 => {
+                            opts.retries -= 1;
+                            eprintln!(
+                                "[round {round}/{}] {:<9} {:<11} disturbed: others' CPU {pct:.0} % of a core; measuring again",
+                                opts.rounds,
+                                scenario.name(),
+                                kind.name()
+                            );
+                        }
+                        _ => break (t0, run),
+                    }
+                };
                 let metrics = scenario.metrics().len();
                 match run {
                     Ok((v, line)) => {
@@ -659,6 +793,11 @@ fn bench(mut opts: Options) -> Result<(), String> {
             }
         }
     }
+    let fanout = if opts.fanout {
+        Some(fanout_all(&mut opts, &runtime))
+    } else {
+        None
+    };
 
     let mut rows = Vec::new();
     for (si, &scenario) in opts.scenarios.iter().enumerate() {
@@ -684,20 +823,266 @@ fn bench(mut opts: Options) -> Result<(), String> {
     for line in &header {
         println!("{line}  ");
     }
-    println!(
-        "\nMedians of {} round(s); ratios to {}:\n",
-        opts.rounds, names[base]
-    );
-    print!("{}", report::median_table(&names, base, &rows));
-    if opts.rounds > 1 {
-        println!("\nEvery round:\n");
-        print!("{}", report::rounds_table(&names, &rows));
+    if !rows.is_empty() {
+        println!(
+            "\nMedians of {} round(s); ratios to {}:\n",
+            opts.rounds, names[base]
+        );
+        print!("{}", report::median_table(&names, base, &rows));
+        if opts.rounds > 1 {
+            println!("\nEvery round:\n");
+            print!("{}", report::rounds_table(&names, &rows));
+        }
+    }
+    if let Some(fanout) = &fanout {
+        print_fanout(&opts, fanout);
     }
     println!(
         "\ntotal time: {:.0} s",
         started.elapsed().as_secs_f64().ceil()
     );
     Ok(())
+}
+
+/// A fan-out setup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FanSetup {
+    /// One server process.
+    OneProcess,
+    /// Two server processes sharing a Redis server; listeners split half and half.
+    Redis,
+}
+
+impl FanSetup {
+    const ALL: [FanSetup; 2] = [FanSetup::OneProcess, FanSetup::Redis];
+
+    fn name(self) -> &'static str {
+        match self {
+            FanSetup::OneProcess => "one process",
+            FanSetup::Redis => "two processes via Redis",
+        }
+    }
+}
+
+/// The fan-out results: per room size, per setup, the outcome (or why there is none).
+struct FanResults {
+    /// `redis-server --version`, or why Redis is not available.
+    redis: Result<String, String>,
+    /// (sessions, setup, outcome)
+    runs: Vec<(usize, FanSetup, Result<FanoutOutcome, String>)>,
+}
+
+fn redis_version() -> Result<String, String> {
+    match Command::new("redis-server").arg("--version").output() {
+        Ok(out) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("v="))
+            .map_or_else(
+                || "redis-server".to_owned(),
+                |v| format!("redis-server {v}"),
+            )),
+        Ok(out) => Err(format!("`redis-server --version` failed ({})", out.status)),
+        Err(e) => Err(format!("redis-server not found ({e})")),
+    }
+}
+
+/// One fan-out setup, on fresh server processes (and a fresh Redis).
+fn run_fanout(
+    sessions: usize,
+    setup: FanSetup,
+    opts: &Options,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<FanoutOutcome, String> {
+    let redis = match setup {
+        FanSetup::OneProcess => None,
+        FanSetup::Redis => Some(Server::start_redis(opts)?),
+    };
+    let redis_addr = redis.as_ref().map(|r| r.addr);
+    let servers = (0..if redis.is_some() { 2 } else { 1 })
+        .map(|_| Server::start_fanout(opts, redis_addr))
+        .collect::<Result<Vec<_>, _>>()?;
+    let spec = FanoutSpec {
+        sessions,
+        servers: servers.iter().map(|s| s.addr).collect(),
+        server_pids: servers.iter().chain(&redis).map(|s| s.pid).collect(),
+        warmup_fires: 1,
+        fires: opts.fanout_fires,
+        pause: Duration::from_millis(200),
+        fire_timeout: Duration::from_secs(2),
+    };
+    let local = tokio::task::LocalSet::new();
+    let outcome = local.block_on(runtime, fanout::run(&spec));
+    drop(servers);
+    drop(redis);
+    outcome
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Runs every fan-out setup once, printing each one's fires to stderr.
+fn fanout_all(opts: &mut Options, runtime: &tokio::runtime::Runtime) -> FanResults {
+    let redis = redis_version();
+    if let Err(why) = &redis {
+        eprintln!(
+            "fan-out: {why}; skipping the Redis part (`bash scripts/redis-tests.sh` installs it)"
+        );
+    }
+    let mut runs = Vec::new();
+    for &sessions in &opts.fanout_sessions.clone() {
+        for setup in FanSetup::ALL {
+            if setup == FanSetup::Redis && redis.is_err() {
+                continue;
+            }
+            let waited = wait_quiet(&mut opts.quiet_budget);
+            if waited >= 1.0 {
+                eprintln!("(waited {waited:.0} s for other processes to quiet down)");
+            }
+            let t0 = Instant::now();
+            let outcome = run_fanout(sessions, setup, opts, runtime);
+            let label = format!("[fanout] {sessions:>6} sessions, {:<23}", setup.name());
+            match &outcome {
+                Ok(o) => {
+                    let each = |f: fn(&fanout::Fire) -> f64| {
+                        o.fires
+                            .iter()
+                            .map(|fire| {
+                                report::number(f(fire), if f(fire).fract() == 0.0 { 0 } else { 2 })
+                            })
+                            .collect::<Vec<_>>()
+                            .join(" / ")
+                    };
+                    let mut line = format!(
+                        "{label} last {} ms, p50 {} ms, to_room {} ms, server CPU {} ms, client CPU {} ms, queued {} dropped {} by the fired-on server; warm-up last {} ms; {} open in {:.2} s",
+                        each(|f| f.last.map_or(f64::NAN, ms)),
+                        each(|f| ms(f.p50)),
+                        each(|f| ms(f.call)),
+                        each(|f| ms(f.server_cpu)),
+                        each(|f| ms(f.client_cpu)),
+                        each(|f| f.sent as f64),
+                        each(|f| f.dropped as f64),
+                        o.warmup
+                            .first()
+                            .and_then(|f| f.last)
+                            .map_or("-".to_owned(), |d| report::number(ms(d), 2)),
+                        o.opened,
+                        o.connect_secs
+                    );
+                    let short = o.fires.iter().filter(|f| f.received < o.opened).count();
+                    if short > 0 {
+                        line += &format!(", {short} fires did not reach everyone");
+                    }
+                    if let Some(e) = o.errors.first() {
+                        line += &format!(", {} failed listeners (first: {e})", o.errors.len());
+                    }
+                    eprintln!("{line} ({:.1} s)", t0.elapsed().as_secs_f64());
+                }
+                Err(e) => eprintln!("{label} FAILED: {e}"),
+            }
+            runs.push((sessions, setup, outcome));
+        }
+    }
+    FanResults { redis, runs }
+}
+
+/// Median over the measured fires of `f` (NaN where a fire has no value).
+fn fire_median(o: &FanoutOutcome, f: impl Fn(&fanout::Fire) -> f64) -> f64 {
+    report::median(&o.fires.iter().map(f).collect::<Vec<_>>())
+}
+
+fn print_fanout(opts: &Options, results: &FanResults) {
+    let find = |sessions: usize, setup: FanSetup| {
+        results
+            .runs
+            .iter()
+            .find(|(n, s, _)| *n == sessions && *s == setup)
+            .and_then(|(_, _, o)| o.as_ref().ok())
+    };
+    println!(
+        "\nFan-out: one {} B text message to every session of a room (`Hub::to_room`), from the `fire` command written by the load generator until each listener has read it; medians of {} fires:\n",
+        fanout::PAYLOAD_SIZE,
+        opts.fanout_fires
+    );
+    print!("| sessions |");
+    for setup in FanSetup::ALL {
+        print!(" {0}: last arrival, ms | {0}: p50, ms |", setup.name());
+    }
+    println!("\n| ---: | ---: | ---: | ---: | ---: |");
+    for &sessions in &opts.fanout_sessions {
+        print!("| {} |", report::number(sessions as f64, 0));
+        for setup in FanSetup::ALL {
+            match find(sessions, setup) {
+                Some(o) => print!(
+                    " {} | {} |",
+                    report::number(fire_median(o, |f| f.last.map_or(f64::NAN, ms)), 2),
+                    report::number(fire_median(o, |f| ms(f.p50)), 2)
+                ),
+                None => print!(" - | - |"),
+            }
+        }
+        println!();
+    }
+    println!(
+        "\n| sessions | setup | last arrival, each fire, ms | `to_room` call, ms | server CPU per fire, ms | server CPU per session, µs | load generator CPU per fire, ms | reached (fewest) |"
+    );
+    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (sessions, setup, outcome) in &results.runs {
+        let n = report::number(*sessions as f64, 0);
+        match outcome {
+            Ok(o) => {
+                let each = o
+                    .fires
+                    .iter()
+                    .map(|f| report::number(f.last.map_or(f64::NAN, ms), 2))
+                    .collect::<Vec<_>>()
+                    .join(" / ");
+                let reached = o.fires.iter().map(|f| f.received).min().unwrap_or(0);
+                let server_cpu = fire_median(o, |f| ms(f.server_cpu));
+                println!(
+                    "| {n} | {} | {each} | {} | {} | {} | {} | {} of {} |",
+                    setup.name(),
+                    report::number(fire_median(o, |f| ms(f.call)), 2),
+                    report::number(server_cpu, 2),
+                    report::number(server_cpu * 1e3 / *sessions as f64, 2),
+                    report::number(fire_median(o, |f| ms(f.client_cpu)), 2),
+                    report::number(reached as f64, 0),
+                    report::number(*sessions as f64, 0)
+                );
+            }
+            Err(e) => println!("| {n} | {} | failed: {e} | | | | | |", setup.name()),
+        }
+    }
+    for (sessions, setup, outcome) in &results.runs {
+        let Ok(o) = outcome else { continue };
+        let short: Vec<String> = o
+            .fires
+            .iter()
+            .filter(|f| f.last.is_none())
+            .map(|f| report::number(f.received as f64, 0))
+            .collect();
+        if !short.is_empty() {
+            let dropped = fire_median(o, |f| f.dropped as f64);
+            println!(
+                "\n**{} sessions, {}: {} of {} fires did not reach every session** (reached {} of {}; the fired-on server's `Delivery` counted a median of {} dropped): no last arrival (`-`).",
+                report::number(*sessions as f64, 0),
+                setup.name(),
+                short.len(),
+                o.fires.len(),
+                short.join(" / "),
+                report::number(o.opened as f64, 0),
+                report::number(dropped, 0)
+            );
+        }
+    }
+    match &results.redis {
+        Ok(version) => println!(
+            "\nRedis: {version} on 127.0.0.1, `--save \"\" --appendonly no`; both servers and Redis pinned to the server CPU, fired on the first server, listeners split half and half."
+        ),
+        Err(why) => println!(
+            "\nRedis part skipped: {why}; `bash scripts/redis-tests.sh` installs redis-server."
+        ),
+    }
 }
 
 /// `hold ADDR N SECS`: N idle connections to a server started by hand (e.g. under a profiler).
@@ -748,6 +1133,15 @@ fn main() -> ExitCode {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
         };
+        if kind == "fanout" {
+            return match fanout::serve(addr, args.get(3).map(String::as_str)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("fanout: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         let kind = match kind.parse::<ServerKind>() {
             Ok(kind) => kind,
             Err(e) => {

@@ -98,7 +98,13 @@ pub fn median_table(servers: &[&str], base: usize, rows: &[Row]) -> String {
         }
         for (i, m) in medians.iter().enumerate() {
             if i != base {
-                let _ = write!(out, " {} |", ratio(*m, medians[base]));
+                // A ratio of a few percent of others' CPU to another few says nothing.
+                let cell = if row.metric.starts_with("others'") {
+                    "-".to_owned()
+                } else {
+                    ratio(*m, medians[base])
+                };
+                let _ = write!(out, " {cell} |");
             }
         }
         out.push('\n');

@@ -1,8 +1,13 @@
 //! The three echo servers compared by the harness. Each echoes text and binary messages up to
 //! 16 MiB, answers pings and closes on close; the two actix ones run with the same actix-web
-//! settings (1 worker, no close linger), the tokio-tungstenite one on a current-thread runtime.
-//! None of them sets `TCP_NODELAY` on its accepted sockets (actix-web does not by default, and
-//! the canonical tokio-tungstenite echo example does not either).
+//! settings (1 worker, no close linger, `TCP_NODELAY`), the tokio-tungstenite one on a
+//! current-thread runtime.
+//!
+//! All three set `TCP_NODELAY` on their accepted sockets: ws-endpoint's `with_ws_defaults()` does
+//! (actix-web alone leaves Nagle's algorithm on), the baseline does it in an `on_connect` hook so
+//! that the comparison isolates the library's cost, and the tokio-tungstenite server on its
+//! accepted streams. `actix-ws-nagle` (not in the default set) is the baseline as actix-web
+//! leaves it, with Nagle on.
 
 use std::{fmt, io, str::FromStr, time::Duration};
 
@@ -21,6 +26,8 @@ pub enum ServerKind {
     ActixWs,
     /// A tokio-tungstenite echo server on a current-thread runtime.
     Tungstenite,
+    /// The baseline without `TCP_NODELAY` (actix-web's default); not in [`ServerKind::ALL`].
+    ActixWsNagle,
 }
 
 impl ServerKind {
@@ -31,12 +38,21 @@ impl ServerKind {
         ServerKind::Tungstenite,
     ];
 
+    /// Every kind the command line accepts.
+    pub const KNOWN: [ServerKind; 4] = [
+        ServerKind::Macro,
+        ServerKind::ActixWs,
+        ServerKind::Tungstenite,
+        ServerKind::ActixWsNagle,
+    ];
+
     /// The short name used on the command line and in the table.
     pub fn name(self) -> &'static str {
         match self {
             ServerKind::Macro => "macro",
             ServerKind::ActixWs => "actix-ws",
             ServerKind::Tungstenite => "tungstenite",
+            ServerKind::ActixWsNagle => "actix-ws-nagle",
         }
     }
 }
@@ -51,10 +67,12 @@ impl FromStr for ServerKind {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        ServerKind::ALL
+        ServerKind::KNOWN
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown server `{s}` (macro, actix-ws, tungstenite)"))
+            .ok_or_else(|| {
+                format!("unknown server `{s}` (macro, actix-ws, tungstenite, actix-ws-nagle)")
+            })
     }
 }
 
@@ -64,6 +82,7 @@ pub fn serve(kind: ServerKind, addr: &str) -> io::Result<()> {
         ServerKind::Macro => macro_echo(addr),
         ServerKind::ActixWs => actix_ws_echo(addr),
         ServerKind::Tungstenite => tungstenite_echo(addr),
+        ServerKind::ActixWsNagle => actix_ws_echo_nagle(addr),
     }
 }
 
@@ -145,21 +164,42 @@ async fn actix_ws_handler(
 }
 
 /// (2) The baseline: a hand-written actix-ws 0.4 echo loop with the same actix-web settings as
-/// (1): 1 worker, `client_disconnect_timeout(0)`.
+/// (1): 1 worker, `client_disconnect_timeout(0)`, `TCP_NODELAY` on every connection (set in an
+/// `on_connect` hook, as `with_ws_defaults()` does for (1)).
 pub fn actix_ws_echo(addr: &str) -> io::Result<()> {
+    actix_ws_server(addr, true)
+}
+
+/// The baseline as actix-web leaves it: Nagle's algorithm on (no `TCP_NODELAY`).
+pub fn actix_ws_echo_nagle(addr: &str) -> io::Result<()> {
+    actix_ws_server(addr, false)
+}
+
+/// An `HttpServer::on_connect` hook that sets `TCP_NODELAY` (and nothing else).
+pub fn set_nodelay(conn: &dyn std::any::Any, _data: &mut actix_web::dev::Extensions) {
+    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        let _ = tcp.set_nodelay(true);
+    }
+}
+
+fn actix_ws_server(addr: &str, nodelay: bool) -> io::Result<()> {
     let addr = addr.to_owned();
     actix_web::rt::System::new().block_on(async move {
-        HttpServer::new(|| App::new().route("/", web::get().to(actix_ws_handler)))
+        let server = HttpServer::new(|| App::new().route("/", web::get().to(actix_ws_handler)))
             .client_disconnect_timeout(Duration::ZERO)
-            .workers(1)
-            .bind(&addr)?
-            .run()
-            .await
+            .workers(1);
+        let server = if nodelay {
+            server.on_connect(set_nodelay)
+        } else {
+            server
+        };
+        server.bind(&addr)?.run().await
     })
 }
 
 /// (3) tokio-tungstenite's canonical echo server (`read.forward(write)` of the text and binary
-/// messages; tungstenite answers pings and closes itself), on a current-thread runtime.
+/// messages; tungstenite answers pings and closes itself), on a current-thread runtime, with
+/// `TCP_NODELAY` on its accepted streams like the other two.
 pub fn tungstenite_echo(addr: &str) -> io::Result<()> {
     use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -180,6 +220,7 @@ pub fn tungstenite_echo(addr: &str) -> io::Result<()> {
                     continue;
                 }
             };
+            let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
                 let Ok(ws) =
                     tokio_tungstenite::accept_async_with_config(stream, Some(config)).await

@@ -171,7 +171,7 @@ fn check_path_params(
 
 /// What is emitted when the endpoint has errors: the impl without our attributes and an
 /// `endpoint()` that type-checks, so one mistake gives one error.
-fn fallback(item: &ItemImpl) -> TokenStream {
+pub(crate) fn fallback(item: &ItemImpl) -> TokenStream {
     let self_ty = &item.self_ty;
     quote! {
         #item

@@ -40,22 +40,8 @@ pub fn server_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {
             let _ = ast::handlers(&mut item, &mut ignored);
             let _ = ignored.finish();
             let errs = e.write_errors();
-            let self_ty = &item.self_ty;
-            return quote! {
-                #item
-                impl #self_ty {
-                    #[allow(dead_code)]
-                    pub fn endpoint() -> ::ws_endpoint::EndpointService<::ws_endpoint::__private::FallbackEndpoint> {
-                        ::core::unreachable!()
-                    }
-                    #[allow(dead_code)]
-                    pub fn hub() -> ::ws_endpoint::Hub {
-                        ::core::unreachable!()
-                    }
-                }
-                #errs
-            }
-            .into();
+            let fallback = expand::fallback(&item);
+            return quote!(#fallback #errs).into();
         }
     };
     match expand::endpoint(args, item) {

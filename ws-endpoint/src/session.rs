@@ -18,7 +18,7 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use futures_util::{task::AtomicWaker, FutureExt as _};
 use serde::Serialize;
-use tokio::sync::Notify;
+use tokio::{sync::Notify, task::unconstrained};
 
 use crate::{
     close::CloseReason,
@@ -348,11 +348,14 @@ impl Session {
         }
         let mut guard = lock(&self.inner.sender);
         let sender = guard.as_mut().ok_or(SendError::Closed)?;
+        // `unconstrained`: a single poll must not be refused by Tokio's cooperative budget
+        // (128 operations per task turn), or a broadcast to many sessions would see "full"
+        // queues after the 128th.
         let result = match frame {
-            OutFrame::Text(t) => sender.text(t.clone()).now_or_never(),
-            OutFrame::Binary(b) => sender.binary(b.clone()).now_or_never(),
-            OutFrame::Ping(p) => sender.ping(p).now_or_never(),
-            OutFrame::Pong(p) => sender.pong(p).now_or_never(),
+            OutFrame::Text(t) => unconstrained(sender.text(t.clone())).now_or_never(),
+            OutFrame::Binary(b) => unconstrained(sender.binary(b.clone())).now_or_never(),
+            OutFrame::Ping(p) => unconstrained(sender.ping(p)).now_or_never(),
+            OutFrame::Pong(p) => unconstrained(sender.pong(p)).now_or_never(),
         };
         match result {
             Some(Ok(())) => Ok(true),

@@ -1,0 +1,455 @@
+//! Fan-out (issue 4): one message to 1,000 or 10,000 sessions of a room, in one process and
+//! through Redis across two processes.
+//!
+//! The server ([`serve`], `ws-endpoint-bench serve fanout ADDR [REDIS_URL]` or the
+//! `fanout-server` binary; 1 worker) has two endpoints: `/fan`, whose sessions join the room
+//! [`ROOM`] when they open and otherwise only listen, and `/control`, which takes text
+//! commands: `members` (answers `members N`, the room's members in this process) and
+//! `fire SEQ`, which calls `Fan::hub().to_room("all", payload)` with a 64 B text payload that
+//! starts with `SEQ` and answers `fired SEQ SENT DROPPED CLOSED CALL_NS` (the `Delivery` of this
+//! process and how long the `to_room` call took). With a Redis URL the server calls
+//! `ws_endpoint::cluster::connect_redis` before it listens, so a `fire` on one server reaches the
+//! room's members on every server connected to the same Redis.
+//!
+//! The client ([`run`]) opens the listeners (split evenly between the servers given), waits
+//! until every one of them has joined the room, then fires `warmup + fires` times through the
+//! first server's `/control` and times each fire from the moment its `fire` command is written
+//! until each listener has read the payload, on one current-thread runtime.
+
+use std::{
+    cell::{Cell, RefCell},
+    io,
+    net::SocketAddr,
+    rc::Rc,
+    time::{Duration, Instant},
+};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::{sync::oneshot, task::JoinHandle, time::timeout};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::{
+    client::{self, Ws},
+    sys,
+};
+
+/// The room every `/fan` session joins.
+pub const ROOM: &str = "all";
+
+/// Size of the fanned-out text message, bytes.
+pub const PAYLOAD_SIZE: usize = 64;
+
+/// tungstenite's read buffer for each listener (its default, 128 KiB each, would cost the load
+/// generator 1.3 GB for 10,000 listeners).
+const LISTENER_READ_BUFFER: usize = 4096;
+
+mod endpoints {
+    use ws_endpoint::prelude::*;
+
+    /// A listener: joins the room when it opens.
+    #[derive(Default)]
+    pub struct Fan;
+
+    #[server_endpoint("/fan", heartbeat = false)]
+    impl Fan {
+        #[on_open]
+        fn open(&mut self, session: &Session) {
+            session.join(super::ROOM);
+        }
+
+        #[on_message]
+        fn text(&mut self, _msg: String) {}
+    }
+
+    /// The trigger: `members` and `fire SEQ`.
+    #[derive(Default)]
+    pub struct Control;
+
+    #[server_endpoint("/control", heartbeat = false)]
+    impl Control {
+        #[on_message]
+        fn text(&mut self, msg: String) -> String {
+            super::command(&msg)
+        }
+    }
+}
+
+/// The fanned-out message for sequence number `seq`: `"SEQ xxx…"`, [`PAYLOAD_SIZE`] bytes.
+pub fn payload(seq: u64) -> String {
+    let mut text = format!("{seq} ");
+    while text.len() < PAYLOAD_SIZE {
+        text.push('x');
+    }
+    text
+}
+
+/// The sequence number a fanned-out message carries.
+pub fn parse_seq(text: &str) -> Option<u64> {
+    text.split(' ').next()?.parse().ok()
+}
+
+/// Runs one `/control` command.
+fn command(msg: &str) -> String {
+    use endpoints::Fan;
+
+    if msg == "members" {
+        return format!("members {}", Fan::hub().room_members(ROOM).len());
+    }
+    let Some(seq) = msg
+        .strip_prefix("fire ")
+        .and_then(|s| s.parse::<u64>().ok())
+    else {
+        return format!("error: unknown command `{msg}`");
+    };
+    let text = payload(seq);
+    let t0 = Instant::now();
+    match Fan::hub().to_room(ROOM, text) {
+        Ok(d) => format!(
+            "fired {seq} {} {} {} {}",
+            d.sent,
+            d.dropped,
+            d.closed,
+            t0.elapsed().as_nanos()
+        ),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+/// Runs the fan-out server on `addr`, connected to the Redis server at `redis` if given, until
+/// the process is killed.
+///
+/// 1 worker, no close linger and `TCP_NODELAY` as `with_ws_defaults()` sets them, but not its
+/// `on_connect` hook: that hook keeps a duplicate of every connection's socket (for shutting a
+/// dead peer down), two file descriptors per connection, and 10,000 sessions in one process
+/// would then not fit under an open-file limit of 20,000. Nothing in the fan-out path uses it.
+pub fn serve(addr: &str, redis: Option<&str>) -> io::Result<()> {
+    use ws_endpoint::prelude::*;
+
+    let (addr, redis) = (addr.to_owned(), redis.map(str::to_owned));
+    actix_web::rt::System::new().block_on(async move {
+        if let Some(url) = redis {
+            ws_endpoint::cluster::connect_redis(&url)
+                .await
+                .map_err(io::Error::other)?;
+        }
+        HttpServer::new(|| {
+            App::new()
+                .service(endpoints::Fan::endpoint())
+                .service(endpoints::Control::endpoint())
+        })
+        .client_disconnect_timeout(ws_endpoint::CLOSE_LINGER)
+        .on_connect(crate::servers::set_nodelay)
+        .workers(1)
+        .bind(&addr)?
+        .run()
+        .await
+    })
+}
+
+/// One fan-out measurement.
+#[derive(Debug, Clone)]
+pub struct FanoutSpec {
+    /// Listeners in all.
+    pub sessions: usize,
+    /// The servers: listeners are split evenly between them; the first one is fired on.
+    pub servers: Vec<SocketAddr>,
+    /// Processes whose CPU time counts as the server side (the servers, and Redis).
+    pub server_pids: Vec<u32>,
+    /// Fires before the measured ones (not counted).
+    pub warmup_fires: usize,
+    /// Measured fires.
+    pub fires: usize,
+    /// Pause after each fire.
+    pub pause: Duration,
+    /// How long a fire may take to reach everyone before it counts as incomplete.
+    pub fire_timeout: Duration,
+}
+
+/// What one fire measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Fire {
+    /// From writing `fire` to the last listener reading the message (`None`: not everyone got
+    /// it within the timeout).
+    pub last: Option<Duration>,
+    /// The median listener's time.
+    pub p50: Duration,
+    /// Listeners that got it.
+    pub received: usize,
+    /// The fired-on server's `Delivery`: sessions it queued the message for, dropped, closed.
+    pub sent: usize,
+    /// See [`Fire::sent`].
+    pub dropped: usize,
+    /// See [`Fire::sent`].
+    pub closed: usize,
+    /// How long the `to_room` call took in the fired-on server.
+    pub call: Duration,
+    /// CPU time of the server processes (and Redis) during the fire.
+    pub server_cpu: Duration,
+    /// CPU time of the load generator during the fire.
+    pub client_cpu: Duration,
+}
+
+/// What [`run`] measured.
+#[derive(Debug, Clone)]
+pub struct FanoutOutcome {
+    /// Listeners that opened.
+    pub opened: usize,
+    /// Time to open them and see them all in the room, seconds.
+    pub connect_secs: f64,
+    /// The warm-up fires.
+    pub warmup: Vec<Fire>,
+    /// The measured fires.
+    pub fires: Vec<Fire>,
+    /// Listeners that failed (to connect, or later), with the first errors.
+    pub errors: Vec<String>,
+}
+
+/// State the listener tasks share with the firing task (one thread: plain cells).
+struct Shared {
+    seq: Cell<u64>,
+    expected: Cell<usize>,
+    arrivals: RefCell<Vec<Instant>>,
+    done: RefCell<Option<oneshot::Sender<()>>>,
+    errors: RefCell<Vec<String>>,
+}
+
+async fn listener(mut ws: Ws, shared: Rc<Shared>) {
+    loop {
+        let item = ws.next().await;
+        let now = Instant::now();
+        let error = match item {
+            Some(Ok(Message::Text(text))) => {
+                if parse_seq(&text) == Some(shared.seq.get()) {
+                    let mut arrivals = shared.arrivals.borrow_mut();
+                    arrivals.push(now);
+                    if arrivals.len() == shared.expected.get() {
+                        if let Some(done) = shared.done.borrow_mut().take() {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+                continue;
+            }
+            Some(Ok(Message::Close(frame))) => format!("server closed: {frame:?}"),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => format!("read: {e}"),
+            None => "connection ended".to_owned(),
+        };
+        shared.errors.borrow_mut().push(error);
+        return;
+    }
+}
+
+/// Sends `cmd` on a control connection and returns the text answer.
+async fn ask(control: &mut Ws, cmd: &str) -> Result<String, String> {
+    control
+        .send(Message::text(cmd))
+        .await
+        .map_err(|e| format!("control write: {e}"))?;
+    read_answer(control).await
+}
+
+async fn read_answer(control: &mut Ws) -> Result<String, String> {
+    loop {
+        match timeout(Duration::from_secs(10), control.next()).await {
+            Err(_) => return Err("no answer on the control connection within 10 s".to_owned()),
+            Ok(Some(Ok(Message::Text(text)))) => return Ok(text.as_str().to_owned()),
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                return Err(format!("control closed: {frame:?}"))
+            }
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(e))) => return Err(format!("control read: {e}")),
+            Ok(None) => return Err("control connection ended".to_owned()),
+        }
+    }
+}
+
+/// CPU time of `pids` together, ns (a process that is gone counts 0).
+fn cpu_ns(pids: &[u32]) -> u64 {
+    pids.iter()
+        .map(|&pid| sys::process_cpu_ns(pid).unwrap_or(0))
+        .sum()
+}
+
+/// Runs `spec` against fan-out servers already listening. Must run inside a `LocalSet`.
+pub async fn run(spec: &FanoutSpec) -> Result<FanoutOutcome, String> {
+    if spec.servers.is_empty() {
+        return Err("no server".to_owned());
+    }
+    let t0 = Instant::now();
+    let mut listeners = Vec::with_capacity(spec.sessions);
+    let mut errors = Vec::new();
+    let mut per_server = Vec::new();
+    for (i, &addr) in spec.servers.iter().enumerate() {
+        let share = spec.sessions / spec.servers.len()
+            + usize::from(i < spec.sessions % spec.servers.len());
+        let (open, failed) =
+            client::connect_many_to(addr, "/fan", share, 100, None, Some(LISTENER_READ_BUFFER))
+                .await;
+        per_server.push(open.len());
+        listeners.extend(open);
+        errors.extend(failed);
+    }
+    let mut controls = Vec::new();
+    for &addr in &spec.servers {
+        controls.push(client::connect_to(addr, "/control", None, None).await?);
+    }
+    // The handshake may complete before `on_open` has joined the room: wait for the count.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (control, &want) in controls.iter_mut().zip(&per_server) {
+        loop {
+            let answer = ask(control, "members").await?;
+            let members: usize = answer
+                .strip_prefix("members ")
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| format!("unexpected answer `{answer}`"))?;
+            if members >= want {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{members} of {want} listeners in the room after 30 s"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let connect_secs = t0.elapsed().as_secs_f64();
+    let opened = listeners.len();
+    if opened == 0 {
+        return Err(format!("no listener opened: {errors:?}"));
+    }
+
+    let shared = Rc::new(Shared {
+        seq: Cell::new(0),
+        expected: Cell::new(opened),
+        arrivals: RefCell::new(Vec::with_capacity(opened)),
+        done: RefCell::new(None),
+        errors: RefCell::new(Vec::new()),
+    });
+    let tasks: Vec<JoinHandle<()>> = listeners
+        .into_iter()
+        .map(|ws| tokio::task::spawn_local(listener(ws, shared.clone())))
+        .collect();
+    let me = std::process::id();
+    let control = &mut controls[0];
+    let mut fired = Vec::new();
+    let result = async {
+        tokio::time::sleep(spec.pause).await;
+        for i in 0..spec.warmup_fires + spec.fires {
+            let seq = i as u64 + 1;
+            shared.seq.set(seq);
+            shared.arrivals.borrow_mut().clear();
+            let (done_tx, done_rx) = oneshot::channel();
+            *shared.done.borrow_mut() = Some(done_tx);
+            let (server0, client0) = (cpu_ns(&spec.server_pids), cpu_ns(&[me]));
+
+            let fire_at = Instant::now();
+            control
+                .send(Message::text(format!("fire {seq}")))
+                .await
+                .map_err(|e| format!("control write: {e}"))?;
+            let complete = timeout(spec.fire_timeout, done_rx).await.is_ok();
+            let answer = read_answer(control).await?;
+            let (server1, client1) = (cpu_ns(&spec.server_pids), cpu_ns(&[me]));
+
+            let fields: Vec<u64> = answer
+                .strip_prefix("fired ")
+                .map(|rest| rest.split(' ').filter_map(|f| f.parse().ok()).collect())
+                .unwrap_or_default();
+            let [answer_seq, sent, dropped, closed, call_ns] = fields[..] else {
+                return Err(format!("unexpected answer `{answer}`"));
+            };
+            if answer_seq != seq {
+                return Err(format!("answer `{answer}` to fire {seq}"));
+            }
+            let mut times: Vec<Duration> = shared
+                .arrivals
+                .borrow()
+                .iter()
+                .map(|at| at.saturating_duration_since(fire_at))
+                .collect();
+            times.sort_unstable();
+            fired.push(Fire {
+                last: complete.then(|| times.last().copied().unwrap_or_default()),
+                p50: times.get(times.len() / 2).copied().unwrap_or_default(),
+                received: times.len(),
+                sent: sent as usize,
+                dropped: dropped as usize,
+                closed: closed as usize,
+                call: Duration::from_nanos(call_ns),
+                server_cpu: Duration::from_nanos(server1.saturating_sub(server0)),
+                client_cpu: Duration::from_nanos(client1.saturating_sub(client0)),
+            });
+            shared.seq.set(0);
+            tokio::time::sleep(spec.pause).await;
+        }
+        Ok(())
+    }
+    .await;
+    for task in &tasks {
+        task.abort();
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    result?;
+    errors.extend(shared.errors.borrow().iter().cloned());
+    let fires = fired.split_off(spec.warmup_fires.min(fired.len()));
+    Ok(FanoutOutcome {
+        opened,
+        connect_secs,
+        warmup: fired,
+        fires,
+        errors,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_carries_its_sequence_number() {
+        let p = payload(12345);
+        assert_eq!(p.len(), PAYLOAD_SIZE);
+        assert_eq!(parse_seq(&p), Some(12345));
+        assert_eq!(parse_seq("x 1"), None);
+        assert!(command("fire x").starts_with("error"));
+    }
+
+    #[test]
+    fn fans_out_to_a_room_in_one_process() {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap();
+        std::thread::spawn(move || serve(&addr.to_string(), None));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let spec = FanoutSpec {
+            sessions: 50,
+            servers: vec![addr],
+            server_pids: vec![std::process::id()],
+            warmup_fires: 1,
+            fires: 2,
+            pause: Duration::from_millis(10),
+            fire_timeout: Duration::from_secs(5),
+        };
+        let outcome = tokio::task::LocalSet::new()
+            .block_on(&runtime, run(&spec))
+            .unwrap();
+        assert_eq!(outcome.opened, 50, "{:?}", outcome.errors);
+        assert_eq!(outcome.fires.len(), 2);
+        for fire in &outcome.fires {
+            assert_eq!((fire.received, fire.sent, fire.dropped), (50, 50, 0));
+            assert!(fire.last.is_some_and(|last| last >= fire.p50));
+        }
+    }
+}
