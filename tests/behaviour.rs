@@ -5,10 +5,7 @@
 mod common;
 
 use std::{
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc, Mutex,
-    },
+    sync::atomic::{AtomicUsize, Ordering},
     time::{Duration, Instant},
 };
 
@@ -36,10 +33,6 @@ impl std::error::Error for Oops {}
 #[derive(Clone)]
 struct Nick(String);
 
-/// Where a test can pick up a session to use it from another thread.
-#[derive(Default, Clone)]
-struct Slot(Arc<Mutex<Option<Session>>>);
-
 #[derive(Default)]
 struct Probe {
     log: Option<web::Data<Log>>,
@@ -61,16 +54,9 @@ impl Probe {
 )]
 impl Probe {
     #[on_open]
-    async fn open(
-        &mut self,
-        session: &Session,
-        #[path_param] id: u32,
-        log: web::Data<Log>,
-        slot: web::Data<Slot>,
-    ) {
+    async fn open(&mut self, session: &Session, #[path_param] id: u32, log: web::Data<Log>) {
         log.push(format!("open:{id}"));
         session.set_property(Nick(format!("user-{id}")));
-        *slot.0.lock().unwrap() = Some(session.clone());
         self.log = Some(log);
     }
 
@@ -122,7 +108,9 @@ impl Probe {
     #[on_close]
     async fn close(&mut self, session: &Session, reason: CloseReason) {
         let after = session.text("too late").await;
-        self.log(format!("close:{}:{}", reason.code_u16(), reason.reason));
+        if let Some(log) = &self.log {
+            log.closed(&reason);
+        }
         self.log(format!("send-after-close:{after:?}"));
     }
 
@@ -204,7 +192,7 @@ impl Timed {
     #[on_close]
     fn close(&mut self, reason: CloseReason) {
         if let Some(log) = &self.log {
-            log.push(format!("close:{}:{}", reason.code_u16(), reason.reason));
+            log.closed(&reason);
         }
     }
 }
@@ -229,7 +217,7 @@ impl Beat {
     #[on_close]
     fn close(&mut self, reason: CloseReason) {
         if let Some(log) = &self.log {
-            log.push(format!("close:{}:{}", reason.code_u16(), reason.reason));
+            log.closed(&reason);
         }
     }
 }
@@ -304,14 +292,13 @@ impl Flood {
     #[on_close]
     fn close(&mut self, reason: CloseReason) {
         if let Some(log) = &self.log {
-            log.push(format!("close:{}:{}", reason.code_u16(), reason.reason));
+            log.closed(&reason);
         }
     }
 }
 
 fn app(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::Data::new(Slot::default()))
-        .service(Probe::endpoint())
+    cfg.service(Probe::endpoint())
         .service(TextOnly::endpoint())
         .service(Calc::endpoint())
         .service(Timed::endpoint())
@@ -752,11 +739,9 @@ async fn session_is_usable_from_another_thread() {
     let srv = start(app);
     let mut ws = connect(&srv.url("/probe/5")).await;
     srv.log.wait_for("open:").await;
-    // The session was stored by on_open on the server's worker thread; use it from the test's
-    // runtime, on another thread.
+    // The session lives on the server's worker thread; take it from the registry of open
+    // sessions and use it from the test's runtime, on another thread.
     let session = loop {
-        // the Slot lives in the app data of the server; reach it through a handler-free path:
-        // the registry of open sessions
         if let Some(s) = ws_endpoint::all_open_sessions()
             .into_iter()
             .find(|s| s.path() == "/probe/5")
@@ -864,7 +849,7 @@ async fn close_with_a_code_forbidden_on_the_wire_is_refused() {
 #[tokio::test]
 async fn attributes_are_overridable_at_runtime() {
     let srv = start(|cfg: &mut web::ServiceConfig| {
-        cfg.app_data(web::Data::new(Slot::default())).service(
+        cfg.service(
             Probe::endpoint()
                 .path("/v2/probe/{id}")
                 .max_message_size(8)

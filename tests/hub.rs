@@ -65,7 +65,7 @@ impl Room {
     #[on_close]
     fn close(&mut self, reason: CloseReason) {
         if let Some(log) = &self.log {
-            log.push(format!("close:{}:{}", reason.code_u16(), reason.reason));
+            log.closed(&reason);
         }
     }
 }
@@ -88,7 +88,7 @@ impl Strict {
     #[on_close]
     fn close(&mut self, reason: CloseReason) {
         if let Some(log) = &self.log {
-            log.push(format!("close:{}:{}", reason.code_u16(), reason.reason));
+            log.closed(&reason);
         }
     }
 }

@@ -31,7 +31,7 @@ impl Room {
         // an async on_close that takes a moment still completes before the server stops
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
         if let Some(log) = &self.log {
-            log.push(format!("close:{}:{}", reason.code_u16(), reason.reason));
+            log.closed(&reason);
         }
     }
 }

@@ -35,6 +35,11 @@ impl Log {
         self.0.lock().unwrap().clone()
     }
 
+    /// Records an `on_close` as `close:CODE:REASON`.
+    pub fn closed(&self, reason: &ws_endpoint::CloseReason) {
+        self.push(format!("close:{}:{}", reason.code_u16(), reason.reason));
+    }
+
     /// Events starting with `prefix`.
     pub fn count(&self, prefix: &str) -> usize {
         self.events()

@@ -58,8 +58,7 @@ async fn report<E: Endpoint>(ep: &mut E, session: &Session, err: EndpointError) 
             tracing::error!(session = %session.id(), panic, "on_error handler panicked");
         }
     } else {
-        tracing::warn!(session = %session.id(), path = session.path(), error = %err,
-            "WebSocket endpoint error (no #[on_error] handler)");
+        crate::__private::log_error(session, &err);
     }
 }
 
