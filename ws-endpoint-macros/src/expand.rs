@@ -468,7 +468,7 @@ fn expand(
         } = call(h, &[], &bad);
         on_message.extend(quote! {
             if ::ws_endpoint::__private::same_kind(__kind, ::ws_endpoint::__private::kind_of::<#ty>()) {
-                let __payload = <#ty as ::ws_endpoint::__private::MessagePayload>::from_incoming(__msg)?;
+                let __payload = <#ty as ::ws_endpoint::__private::MessagePayload>::from_message(__msg)?;
                 #prelude
                 #call
                 return #reply;
@@ -580,7 +580,7 @@ fn expand(
                 async fn on_message(
                     &mut self,
                     __session: &::ws_endpoint::Session,
-                    __msg: ::ws_endpoint::__private::Incoming,
+                    __msg: ::ws_endpoint::__private::Message,
                 ) -> ::core::result::Result<(), ::ws_endpoint::EndpointError> {
                     let __kind = __msg.kind();
                     #on_message

@@ -62,23 +62,10 @@ impl CloseReason {
         u16::from(self.code)
     }
 
-    pub(crate) fn into_actix(self) -> actix_ws::CloseReason {
-        actix_ws::CloseReason {
-            code: self.code,
-            description: if self.reason.is_empty() {
-                None
-            } else {
-                Some(truncate_reason(self.reason))
-            },
-        }
-    }
-
-    pub(crate) fn from_actix(reason: Option<actix_ws::CloseReason>) -> Self {
-        match reason {
-            Some(r) => Self {
-                code: r.code,
-                reason: r.description.unwrap_or_default(),
-            },
+    /// What `on_close` sees of the peer's close frame (`None`: no code, 1005).
+    pub(crate) fn from_wire(close: Option<(u16, String)>) -> Self {
+        match close {
+            Some((code, reason)) => Self::new(code, reason),
             None => Self::new(CloseCode::Other(Self::NO_STATUS), ""),
         }
     }
@@ -106,34 +93,16 @@ impl fmt::Display for CloseReason {
     }
 }
 
-/// Control frames carry at most 125 bytes: 2 for the code, 123 for the reason.
-fn truncate_reason(mut reason: String) -> String {
-    const MAX: usize = 123;
-    if reason.len() > MAX {
-        let mut end = MAX;
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
-        reason.truncate(end);
-    }
-    reason
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn long_reasons_are_cut_on_a_char_boundary() {
-        let long = "é".repeat(100);
-        let r = CloseReason::new(CloseCode::Normal, long).into_actix();
-        let d = r.description.unwrap();
-        assert!(d.len() <= 123);
-        assert!(d.chars().all(|c| c == 'é'));
-    }
-
-    #[test]
     fn missing_code_maps_to_1005() {
-        assert_eq!(CloseReason::from_actix(None).code_u16(), 1005);
+        assert_eq!(CloseReason::from_wire(None).code_u16(), 1005);
+        assert_eq!(
+            CloseReason::from_wire(Some((4001, "x".into()))).code,
+            CloseCode::Other(4001)
+        );
     }
 }

@@ -35,11 +35,10 @@ use std::{
 };
 
 use bytes::Bytes;
-use bytestring::ByteString;
 use redis::{aio::ConnectionManagerConfig, PushKind, Value};
 use tokio::sync::mpsc;
 
-use crate::hub::{self, Prepared};
+use crate::hub::{self, Target};
 
 /// The Redis channel all processes publish on and subscribe to.
 pub const CHANNEL: &str = "ws-endpoint:broadcast";
@@ -72,10 +71,13 @@ struct Backplane {
 
 static BACKPLANE: OnceLock<Backplane> = OnceLock::new();
 
-/// Where a broadcast goes.
-pub(crate) enum Target<'a> {
-    All,
-    Room(&'a str),
+/// The hub's side of the link: what it publishes goes through here.
+struct Publisher;
+
+impl hub::Backplane for Publisher {
+    fn publish(&self, endpoint: &str, target: Target<'_>, text: bool, payload: &[u8]) {
+        publish(endpoint, target, text, payload);
+    }
 }
 
 /// The counters of this process's Redis link, or `None` when [`connect_redis`] was not called.
@@ -171,7 +173,7 @@ pub async fn connect_redis(url: &str) -> Result<(), ClusterError> {
         publish_failed: AtomicU64::new(0),
         received: AtomicU64::new(0),
     };
-    if BACKPLANE.set(backplane).is_err() {
+    if BACKPLANE.set(backplane).is_err() || !hub::set_backplane(Box::new(Publisher)) {
         return Err(ClusterError::AlreadyConnected);
     }
     tokio::spawn(publisher(manager, rx));
@@ -181,11 +183,11 @@ pub async fn connect_redis(url: &str) -> Result<(), ClusterError> {
 }
 
 /// Publishes a hub broadcast to the other processes, if connected. Never waits.
-pub(crate) fn publish(endpoint: &str, target: Target<'_>, msg: &Prepared) {
+fn publish(endpoint: &str, target: Target<'_>, text: bool, payload: &[u8]) {
     let Some(b) = BACKPLANE.get() else {
         return;
     };
-    let envelope = encode(&b.node, endpoint, &target, msg);
+    let envelope = encode(&b.node, endpoint, &target, text, payload);
     if b.tx
         .try_send((std::time::Instant::now(), envelope))
         .is_err()
@@ -232,7 +234,7 @@ async fn subscriber(mut push_rx: mpsc::UnboundedReceiver<redis::PushInfo>, node:
         let Some(Value::BulkString(payload)) = push.data.get(1) else {
             continue;
         };
-        let Some((from, endpoint, target, msg)) = decode(payload) else {
+        let Some((from, endpoint, target, (text, msg))) = decode(payload) else {
             tracing::warn!("ignored a malformed message on {CHANNEL}");
             continue;
         };
@@ -242,17 +244,20 @@ async fn subscriber(mut push_rx: mpsc::UnboundedReceiver<redis::PushInfo>, node:
         if let Some(b) = BACKPLANE.get() {
             b.received.fetch_add(1, Ordering::Relaxed);
         }
-        hub::deliver_remote(&endpoint, target, &msg);
+        hub::deliver_remote(&endpoint, target.as_deref(), text, msg);
     }
 }
 
 /// Envelope: version 1, node id (16), kind (0 text, 1 binary), target (0 all, 1 room),
 /// endpoint name (u16 length + bytes), room (u16 length + bytes), payload (rest).
-fn encode(node: &[u8; 16], endpoint: &str, target: &Target<'_>, msg: &Prepared) -> Vec<u8> {
-    let (kind, payload): (u8, &[u8]) = match msg {
-        Prepared::Text(t) => (0, t.as_bytes()),
-        Prepared::Binary(b) => (1, b),
-    };
+fn encode(
+    node: &[u8; 16],
+    endpoint: &str,
+    target: &Target<'_>,
+    text: bool,
+    payload: &[u8],
+) -> Vec<u8> {
+    let kind = u8::from(!text);
     let (target_byte, room) = match target {
         Target::All => (0u8, ""),
         Target::Room(r) => (1, *r),
@@ -272,7 +277,8 @@ fn encode(node: &[u8; 16], endpoint: &str, target: &Target<'_>, msg: &Prepared) 
 }
 
 /// Decoded envelope: origin node, endpoint name, room (None: all), message.
-type Decoded = ([u8; 16], String, Option<String>, Prepared);
+/// The message is `(text, payload)`; text is checked to be UTF-8.
+type Decoded = ([u8; 16], String, Option<String>, (bool, Bytes));
 
 fn decode(data: &[u8]) -> Option<Decoded> {
     let (&version, rest) = data.split_first()?;
@@ -295,8 +301,11 @@ fn decode(data: &[u8]) -> Option<Decoded> {
     let room = strings.pop()?;
     let endpoint = strings.pop()?;
     let msg = match kind {
-        0 => Prepared::Text(ByteString::try_from(Bytes::copy_from_slice(rest)).ok()?),
-        1 => Prepared::Binary(Bytes::copy_from_slice(rest)),
+        0 => (
+            true,
+            Bytes::copy_from_slice(std::str::from_utf8(rest).ok()?.as_bytes()),
+        ),
+        1 => (false, Bytes::copy_from_slice(rest)),
         _ => return None,
     };
     let room = match target {
@@ -314,24 +323,25 @@ mod tests {
     #[test]
     fn envelopes_round_trip() {
         let node = [7u8; 16];
-        let msg = Prepared::Text(ByteString::from("héllo"));
-        let env = encode(&node, "app::Chat", &Target::Room("lobby"), &msg);
+        let env = encode(
+            &node,
+            "app::Chat",
+            &Target::Room("lobby"),
+            true,
+            "héllo".as_bytes(),
+        );
         let (n, e, r, m) = decode(&env).unwrap();
         assert_eq!(
             (n, e.as_str(), r.as_deref()),
             (node, "app::Chat", Some("lobby"))
         );
-        assert!(matches!(m, Prepared::Text(t) if t == "héllo"));
-        let env = encode(
-            &node,
-            "E",
-            &Target::All,
-            &Prepared::Binary(Bytes::from_static(b"\0\x01")),
-        );
+        assert_eq!(m, (true, Bytes::from("héllo")));
+        let env = encode(&node, "E", &Target::All, false, b"\0\x01");
         let (_, _, r, m) = decode(&env).unwrap();
         assert!(r.is_none());
-        assert!(matches!(m, Prepared::Binary(b) if &b[..] == b"\0\x01"));
+        assert_eq!(m, (false, Bytes::from_static(b"\0\x01")));
         assert!(decode(&env[..10]).is_none());
         assert!(decode(b"").is_none());
+        assert!(decode(&encode(&node, "E", &Target::All, true, b"\xff")).is_none());
     }
 }

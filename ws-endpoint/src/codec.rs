@@ -51,7 +51,7 @@ use bytes::Bytes;
 
 use crate::{
     error::{EndpointError, MessageKind, SendError},
-    message::{HandlerReturn, Incoming, MessagePayload, Outgoing, Sendable},
+    message::{HandlerReturn, Message, MessagePayload, Sendable},
 };
 
 type BoxError = Box<dyn StdError + Send + Sync>;
@@ -102,9 +102,9 @@ fn decode_error(e: impl Into<BoxError>) -> EndpointError {
 
 impl<T: DecodeText> MessagePayload for Text<T> {
     const KIND: MessageKind = MessageKind::Text;
-    fn from_incoming(msg: Incoming) -> Result<Self, EndpointError> {
+    fn from_message(msg: Message) -> Result<Self, EndpointError> {
         match msg {
-            Incoming::Text(s) => T::decode_text(&s).map(Text).map_err(decode_error),
+            Message::Text(s) => T::decode_text(&s).map(Text).map_err(decode_error),
             other => Err(EndpointError::Unsupported(other.kind())),
         }
     }
@@ -112,41 +112,41 @@ impl<T: DecodeText> MessagePayload for Text<T> {
 
 impl<T: DecodeBinary> MessagePayload for Binary<T> {
     const KIND: MessageKind = MessageKind::Binary;
-    fn from_incoming(msg: Incoming) -> Result<Self, EndpointError> {
+    fn from_message(msg: Message) -> Result<Self, EndpointError> {
         match msg {
-            Incoming::Binary(b) => T::decode_binary(&b).map(Binary).map_err(decode_error),
+            Message::Binary(b) => T::decode_binary(&b).map(Binary).map_err(decode_error),
             other => Err(EndpointError::Unsupported(other.kind())),
         }
     }
 }
 
 impl<T: EncodeText> Sendable for Text<T> {
-    fn into_outgoing(self) -> Result<Outgoing, SendError> {
+    fn into_message(self) -> Result<Message, SendError> {
         self.0
             .encode_text()
-            .map(Outgoing::Text)
+            .map(Message::Text)
             .map_err(|e| SendError::Encode(e.to_string()))
     }
 }
 
 impl<T: EncodeBinary> Sendable for Binary<T> {
-    fn into_outgoing(self) -> Result<Outgoing, SendError> {
+    fn into_message(self) -> Result<Message, SendError> {
         self.0
             .encode_binary()
-            .map(|v| Outgoing::Binary(Bytes::from(v)))
+            .map(|v| Message::Binary(Bytes::from(v)))
             .map_err(|e| SendError::Encode(e.to_string()))
     }
 }
 
 impl<T: EncodeText> HandlerReturn for Text<T> {
-    fn into_reply(self) -> Result<Option<Outgoing>, EndpointError> {
-        self.into_outgoing().map(Some).map_err(EndpointError::Send)
+    fn into_reply(self) -> Result<Option<Message>, EndpointError> {
+        self.into_message().map(Some).map_err(EndpointError::Send)
     }
 }
 
 impl<T: EncodeBinary> HandlerReturn for Binary<T> {
-    fn into_reply(self) -> Result<Option<Outgoing>, EndpointError> {
-        self.into_outgoing().map(Some).map_err(EndpointError::Send)
+    fn into_reply(self) -> Result<Option<Message>, EndpointError> {
+        self.into_message().map(Some).map_err(EndpointError::Send)
     }
 }
 
@@ -159,9 +159,9 @@ pub struct MsgPack<T>(pub T);
 #[cfg(feature = "msgpack")]
 impl<T: serde::de::DeserializeOwned> MessagePayload for MsgPack<T> {
     const KIND: MessageKind = MessageKind::Binary;
-    fn from_incoming(msg: Incoming) -> Result<Self, EndpointError> {
+    fn from_message(msg: Message) -> Result<Self, EndpointError> {
         match msg {
-            Incoming::Binary(b) => rmp_serde::from_slice(&b).map(MsgPack).map_err(decode_error),
+            Message::Binary(b) => rmp_serde::from_slice(&b).map(MsgPack).map_err(decode_error),
             other => Err(EndpointError::Unsupported(other.kind())),
         }
     }
@@ -169,17 +169,17 @@ impl<T: serde::de::DeserializeOwned> MessagePayload for MsgPack<T> {
 
 #[cfg(feature = "msgpack")]
 impl<T: serde::Serialize> Sendable for MsgPack<T> {
-    fn into_outgoing(self) -> Result<Outgoing, SendError> {
+    fn into_message(self) -> Result<Message, SendError> {
         rmp_serde::to_vec_named(&self.0)
-            .map(|v| Outgoing::Binary(Bytes::from(v)))
+            .map(|v| Message::Binary(Bytes::from(v)))
             .map_err(|e| SendError::Encode(e.to_string()))
     }
 }
 
 #[cfg(feature = "msgpack")]
 impl<T: serde::Serialize> HandlerReturn for MsgPack<T> {
-    fn into_reply(self) -> Result<Option<Outgoing>, EndpointError> {
-        self.into_outgoing().map(Some).map_err(EndpointError::Send)
+    fn into_reply(self) -> Result<Option<Message>, EndpointError> {
+        self.into_message().map(Some).map_err(EndpointError::Send)
     }
 }
 
@@ -192,9 +192,9 @@ pub struct Cbor<T>(pub T);
 #[cfg(feature = "cbor")]
 impl<T: serde::de::DeserializeOwned> MessagePayload for Cbor<T> {
     const KIND: MessageKind = MessageKind::Binary;
-    fn from_incoming(msg: Incoming) -> Result<Self, EndpointError> {
+    fn from_message(msg: Message) -> Result<Self, EndpointError> {
         match msg {
-            Incoming::Binary(b) => ciborium::from_reader(&b[..])
+            Message::Binary(b) => ciborium::from_reader(&b[..])
                 .map(Cbor)
                 .map_err(decode_error),
             other => Err(EndpointError::Unsupported(other.kind())),
@@ -204,17 +204,17 @@ impl<T: serde::de::DeserializeOwned> MessagePayload for Cbor<T> {
 
 #[cfg(feature = "cbor")]
 impl<T: serde::Serialize> Sendable for Cbor<T> {
-    fn into_outgoing(self) -> Result<Outgoing, SendError> {
+    fn into_message(self) -> Result<Message, SendError> {
         let mut out = Vec::new();
         ciborium::into_writer(&self.0, &mut out)
-            .map(|()| Outgoing::Binary(Bytes::from(out)))
+            .map(|()| Message::Binary(Bytes::from(out)))
             .map_err(|e| SendError::Encode(e.to_string()))
     }
 }
 
 #[cfg(feature = "cbor")]
 impl<T: serde::Serialize> HandlerReturn for Cbor<T> {
-    fn into_reply(self) -> Result<Option<Outgoing>, EndpointError> {
-        self.into_outgoing().map(Some).map_err(EndpointError::Send)
+    fn into_reply(self) -> Result<Option<Message>, EndpointError> {
+        self.into_message().map(Some).map_err(EndpointError::Send)
     }
 }

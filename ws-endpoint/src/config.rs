@@ -2,7 +2,33 @@
 
 use std::time::Duration;
 
-use crate::hub::SlowConsumer;
+use std::str::FromStr;
+
+/// What a broadcast does with a session whose outbound queue has no room for it (a slow
+/// consumer); set per endpoint with `slow_consumer = "drop_messages"` or `"close"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SlowConsumer {
+    /// Skip this message for that session (counted in [`Delivery::dropped`](crate::Delivery));
+    /// the session stays open and gets later messages once its queue has room. The default.
+    #[default]
+    DropMessages,
+    /// Drop the session: its connection is closed at once (a close frame could not get through
+    /// a full queue) and its `on_close` gets 1008 "slow consumer".
+    Close,
+}
+
+impl FromStr for SlowConsumer {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "drop_messages" => Ok(SlowConsumer::DropMessages),
+            "close" => Ok(SlowConsumer::Close),
+            other => Err(format!(
+                "unknown slow-consumer policy `{other}`: use \"drop_messages\" or \"close\""
+            )),
+        }
+    }
+}
 
 /// Default `max_message_size`: 64 KiB, per message after reassembling fragments.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
@@ -10,6 +36,15 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(30);
 /// Default time a peer has to answer a heartbeat ping.
 pub const DEFAULT_PONG_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `max_buffered`: 256 KiB of outbound queue per session.
+///
+/// Why this size: a burst a healthy reader must not lose (300 chat lines, a snapshot of a few
+/// hundred JSON objects) is far below it; a reader on a fast link drains it in milliseconds; it
+/// is 4 x the default 64 KiB message limit, so an echo of the largest default message never
+/// waits; and 10,000 stalled readers hold 2.5 GiB at most, which the process-wide cap
+/// ([`set_max_buffered_total`](crate::set_max_buffered_total), 1 GiB by default) bounds further.
+/// uWebSockets defaults to 64 KiB with 16 KiB messages; Tomcat blocks the sender instead.
+pub const DEFAULT_MAX_BUFFERED: usize = 256 * 1024;
 /// Default time a send may wait for room in a session's outbound queue.
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -56,6 +91,10 @@ pub struct EndpointConfig {
     pub send_timeout: Duration,
     /// What a broadcast does with a session whose outbound queue is full.
     pub slow_consumer: SlowConsumer,
+    /// The outbound queue's budget in bytes (frame headers included). A send that does not fit
+    /// waits (at most `send_timeout`); a broadcast that does not fit applies `slow_consumer`; a
+    /// single message larger than the budget is taken when the queue is empty.
+    pub max_buffered: usize,
 }
 
 impl EndpointConfig {
@@ -73,12 +112,19 @@ impl EndpointConfig {
             pong_timeout: DEFAULT_PONG_TIMEOUT,
             send_timeout: DEFAULT_SEND_TIMEOUT,
             slow_consumer: SlowConsumer::DropMessages,
+            max_buffered: DEFAULT_MAX_BUFFERED,
         }
     }
 
     /// Sets the slow-consumer policy of broadcasts.
     pub fn slow_consumer(mut self, policy: SlowConsumer) -> Self {
         self.slow_consumer = policy;
+        self
+    }
+
+    /// Sets the outbound queue's budget in bytes.
+    pub fn max_buffered(mut self, bytes: usize) -> Self {
+        self.max_buffered = bytes;
         self
     }
 

@@ -1,4 +1,9 @@
 //! The per-connection task: on_open, the receive loop, limits, timers, and exactly one on_close.
+//!
+//! It reads the request payload's chunks, feeds them to the [`Decoder`](crate::wire::Decoder)
+//! and runs the handlers one at a time, in arrival order. Replies and other sends go to the
+//! session's outbound queue, which the response body drains (see `session::outbound`): this
+//! task never writes to the socket itself.
 
 use std::{
     any::Any,
@@ -8,28 +13,21 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures_util::FutureExt as _;
-use tokio::time::{sleep_until, timeout_at};
+use actix_web::dev::Payload;
+use bytes::Bytes;
+use futures_util::{FutureExt as _, StreamExt as _};
+use tokio::time::{sleep_until, timeout, timeout_at};
 
 use crate::{
     close::{CloseCode, CloseReason},
     config::EndpointConfig,
     endpoint::Endpoint,
     error::{EndpointError, SendError},
-    frame::{Frame, FrameReader, ReadError},
-    message::Incoming,
-    registry,
-    session::{echo_close, send_close, Session},
+    message::Message,
+    registry::Registered,
+    session::{close_payload, Session},
+    wire::{Decoder, Event as WireEvent, WireError},
 };
-
-/// Removes the session from the registry however the task ends (even if it is dropped).
-struct Registered(crate::session::SessionId);
-
-impl Drop for Registered {
-    fn drop(&mut self) {
-        registry::unregister(self.0);
-    }
-}
 
 fn panic_message(payload: Box<dyn Any + Send>) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
@@ -58,41 +56,73 @@ async fn report<E: Endpoint>(ep: &mut E, session: &Session, err: EndpointError) 
             tracing::error!(session = %session.id(), panic, "on_error handler panicked");
         }
     } else {
-        crate::__private::log_error(session, &err);
+        crate::error::log_unhandled(session.id(), session.path(), &err);
     }
 }
 
 /// Starts a server-side close; returns the reason `on_close` will see.
-async fn close_with(session: &Session, reason: CloseReason) -> CloseReason {
-    match session.inner.begin_close(reason.clone()) {
-        Ok(sender) => {
-            send_close(&session.inner, sender, reason.clone()).await;
-            reason
-        }
+fn close_with(session: &Session, reason: CloseReason) -> CloseReason {
+    let frame = close_payload(&reason);
+    match session.inner.begin_close(reason.clone(), Some(frame)) {
+        Ok(()) => reason,
         Err(_) => session.inner.close_reason().unwrap_or(reason),
     }
 }
 
-/// `on_error(err)`, then close with `code`.
-async fn fail<E: Endpoint>(
-    ep: &mut E,
-    session: &Session,
-    err: EndpointError,
-    code: CloseCode,
-) -> CloseReason {
-    let text = match &err {
-        EndpointError::MessageTooBig { limit, .. } => {
-            format!("message too big: the limit is {limit} bytes")
-        }
-        EndpointError::Panic(_) => "internal server error".to_owned(),
-        other => other.to_string(),
-    };
+/// `on_error(err)`, then, if the error closes the session, the close frame its code says.
+async fn fail<E: Endpoint>(ep: &mut E, session: &Session, err: EndpointError) -> CloseReason {
+    let close = err
+        .close_reason()
+        .unwrap_or_else(|| CloseReason::new(CloseCode::Error, "internal server error"));
     report(ep, session, err).await;
-    close_with(session, CloseReason::new(code, text)).await
+    close_with(session, close)
+}
+
+/// The request payload and the decoder over it.
+struct Reader {
+    payload: Payload,
+    decoder: Decoder,
+    chunk: Bytes,
+    pos: usize,
+    eof: bool,
+}
+
+enum ReadError {
+    Wire(WireError),
+    /// The peer's byte stream ended (or failed) without a close frame.
+    Eof,
+}
+
+impl Reader {
+    /// The next event. Cancel-safe: what was read stays in `self`.
+    async fn next(&mut self) -> Result<WireEvent, ReadError> {
+        loop {
+            if self.pos < self.chunk.len() {
+                let mut input = &self.chunk[self.pos..];
+                let result = self.decoder.decode(&mut input);
+                self.pos = self.chunk.len() - input.len();
+                match result {
+                    Ok(Some(event)) => return Ok(event),
+                    Ok(None) => {}
+                    Err(err) => return Err(ReadError::Wire(err)),
+                }
+            }
+            if self.eof {
+                return Err(ReadError::Eof);
+            }
+            match self.payload.next().await {
+                Some(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                Some(Err(_)) | None => self.eof = true,
+            }
+        }
+    }
 }
 
 enum Event {
-    Frame(Result<Frame, ReadError>),
+    Frame(Result<WireEvent, ReadError>),
     CloseRequested,
     Timer,
 }
@@ -134,11 +164,20 @@ impl Timers {
 
 pub(crate) async fn run<E: Endpoint>(
     session: Session,
-    mut reader: FrameReader,
+    registered: Registered,
+    payload: Payload,
+    decoder: Decoder,
     config: Arc<EndpointConfig>,
     args: E::OpenArgs,
 ) {
-    let _registered = Registered(session.id());
+    let _registered = registered;
+    let mut reader = Reader {
+        payload,
+        decoder,
+        chunk: Bytes::new(),
+        pos: 0,
+        eof: false,
+    };
 
     let mut ep = match std::panic::catch_unwind(E::create) {
         Ok(ep) => ep,
@@ -150,8 +189,8 @@ pub(crate) async fn run<E: Endpoint>(
             close_with(
                 &session,
                 CloseReason::new(CloseCode::Error, "internal server error"),
-            )
-            .await;
+            );
+            flush(&session, config.send_timeout).await;
             return;
         }
     };
@@ -163,28 +202,33 @@ pub(crate) async fn run<E: Endpoint>(
             report(&mut ep, &session, err).await;
             receive(&mut ep, &session, &mut reader, &config).await
         }
-        Err(panic) => {
-            fail(
-                &mut ep,
-                &session,
-                EndpointError::Panic(panic),
-                CloseCode::Error,
-            )
-            .await
-        }
+        Err(panic) => fail(&mut ep, &session, EndpointError::Panic(panic)).await,
     };
     drop(reader);
+    flush(&session, config.send_timeout).await;
 
     if let Err(panic) = Box::pin(guarded(ep.on_close(&session, reason))).await {
         tracing::error!(session = %session.id(), panic, "on_close handler panicked");
     }
 }
 
+/// The session is closed: lets the body write what is queued (the close frame last), at most
+/// `send_timeout`, after which the peer is dropped; a dropped peer's socket is shut down.
+async fn flush(session: &Session, send_timeout: Duration) {
+    let out = &session.inner.out;
+    if !out.is_aborted() && timeout(send_timeout, out.done()).await.is_err() {
+        session
+            .inner
+            .abort(CloseReason::abnormal("peer stopped reading"));
+    }
+    session.shutdown_stalled_socket();
+}
+
 /// The receive loop; returns why the session ended.
 async fn receive<E: Endpoint>(
     ep: &mut E,
     session: &Session,
-    reader: &mut FrameReader,
+    reader: &mut Reader,
     config: &EndpointConfig,
 ) -> CloseReason {
     let mut timers = Timers::new(config);
@@ -221,47 +265,40 @@ async fn receive<E: Endpoint>(
             }
             Event::Frame(frame) => frame,
         };
-        let outcome = match frame {
-            Ok(Frame::Text(text)) => {
+        let msg = match frame {
+            Ok(WireEvent::Text(text)) => Message::Text(text),
+            Ok(WireEvent::Binary(data)) => Message::Binary(Bytes::from(data)),
+            Ok(WireEvent::Ping(data)) => {
                 if track_idle {
                     timers.last_received = Instant::now();
                 }
-                ep.on_message(session, Incoming::Text(text))
-            }
-            Ok(Frame::Binary(data)) => {
-                if track_idle {
-                    timers.last_received = Instant::now();
-                }
-                ep.on_message(session, Incoming::Binary(data))
-            }
-            Ok(Frame::Ping(data)) => {
-                if track_idle {
-                    timers.last_received = Instant::now();
-                }
-                let _ = session.pong(data).await;
+                let _ = session.pong(Bytes::from(data)).await;
                 continue;
             }
-            Ok(Frame::Pong(data)) => {
+            Ok(WireEvent::Pong(data)) => {
                 timers.pong_due = None;
                 if !E::PONG {
                     continue;
                 }
-                ep.on_message(session, Incoming::Pong(data))
+                Message::Pong(Bytes::from(data))
             }
-            Ok(Frame::Close(wire)) => {
-                if let Some(reason) = Box::pin(on_peer_close(session, wire)).await {
-                    return reason;
-                }
-                continue;
+            Ok(WireEvent::Close(close)) => return on_peer_close(session, close),
+            Ok(WireEvent::Compressed { .. } | WireEvent::Fragment { .. }) => {
+                // Neither is asked of the decoder here (no extension, whole messages).
+                let err = EndpointError::Protocol("unexpected frame".into());
+                return Box::pin(fail(ep, session, err)).await;
             }
-            Err(err) => return Box::pin(on_read_error(ep, session, err)).await,
+            Err(ReadError::Eof) => return on_eof(session),
+            Err(ReadError::Wire(err)) => return Box::pin(fail(ep, session, err.into())).await,
         };
-        match guarded(outcome).await {
+        if track_idle && !matches!(msg, Message::Pong(_)) {
+            timers.last_received = Instant::now();
+        }
+        match guarded(ep.on_message(session, msg)).await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => Box::pin(report(ep, session, err)).await,
             Err(panic) => {
-                let err = EndpointError::Panic(panic);
-                return Box::pin(fail(ep, session, err, CloseCode::Error)).await;
+                return Box::pin(fail(ep, session, EndpointError::Panic(panic))).await;
             }
         }
     }
@@ -279,57 +316,27 @@ fn closing(session: &Session) -> impl std::future::Future<Output = ()> + '_ {
     })
 }
 
-/// The peer's close frame: echo its code, and end unless a close was already under way.
-async fn on_peer_close(
-    session: &Session,
-    wire: Option<actix_ws::CloseReason>,
-) -> Option<CloseReason> {
-    let reason = CloseReason::from_actix(wire.clone());
-    match session.inner.begin_close(reason.clone()) {
-        Ok(Some(sender)) => {
-            // Echo the peer's code (RFC 6455 §5.5.1); an empty close echoes empty.
-            let echo = wire.map(|w| actix_ws::CloseReason {
-                code: w.code,
-                description: None,
-            });
-            echo_close(&session.inner, sender, echo).await;
-            Some(reason)
-        }
-        Ok(None) => Some(reason),
-        Err(_) => None,
+/// The peer's close frame: echo its code (RFC 6455 §5.5.1; an empty close echoes empty).
+fn on_peer_close(session: &Session, close: Option<(u16, String)>) -> CloseReason {
+    let echo = match &close {
+        Some((code, _)) => Bytes::copy_from_slice(&code.to_be_bytes()),
+        None => Bytes::new(),
+    };
+    let reason = CloseReason::from_wire(close);
+    match session.inner.begin_close(reason.clone(), Some(echo)) {
+        Ok(()) => reason,
+        Err(_) => session.inner.close_reason().unwrap_or(reason),
     }
 }
 
-async fn on_read_error<E: Endpoint>(ep: &mut E, session: &Session, err: ReadError) -> CloseReason {
-    match err {
-        ReadError::Eof => {
-            let reason = CloseReason::abnormal("connection lost");
-            session
-                .inner
-                .abort(reason.clone())
-                .unwrap_or_else(|| session.inner.close_reason().unwrap_or(reason))
-        }
-        ReadError::TooBig { size, limit } => {
-            let err = EndpointError::MessageTooBig { size, limit };
-            fail(ep, session, err, CloseCode::Size).await
-        }
-        ReadError::InvalidUtf8 => {
-            fail(ep, session, EndpointError::InvalidUtf8, CloseCode::Invalid).await
-        }
-        ReadError::Unsupported(kind) => {
-            let err = EndpointError::Unsupported(kind);
-            fail(ep, session, err, CloseCode::Unsupported).await
-        }
-        ReadError::Protocol(msg) => {
-            fail(
-                ep,
-                session,
-                EndpointError::Protocol(msg),
-                CloseCode::Protocol,
-            )
-            .await
-        }
-    }
+/// The peer's byte stream ended without a close frame: what is queued is still written (by
+/// `flush`), and `on_close` gets 1006.
+fn on_eof(session: &Session) -> CloseReason {
+    let reason = CloseReason::abnormal("connection lost");
+    session
+        .inner
+        .half_closed(reason.clone())
+        .unwrap_or_else(|| session.inner.close_reason().unwrap_or(reason))
 }
 
 /// Idle timeout, heartbeat ping, dead-peer detection.
@@ -346,9 +353,10 @@ async fn on_timer(session: &Session, timers: &mut Timers) -> Option<CloseReason>
     }
     if let Some(deadline) = timers.idle_deadline(session) {
         if now >= deadline {
-            return Some(
-                close_with(session, CloseReason::new(CloseCode::Away, "idle timeout")).await,
-            );
+            return Some(close_with(
+                session,
+                CloseReason::new(CloseCode::Away, "idle timeout"),
+            ));
         }
     }
     if let (Some(at), Some(interval)) = (timers.next_ping, timers.ping_interval) {

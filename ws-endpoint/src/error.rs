@@ -81,14 +81,29 @@ pub enum EndpointError {
 impl EndpointError {
     /// The close code this error closes the session with, or `None` when the session stays open.
     pub fn close_code(&self) -> Option<u16> {
+        use crate::wire::close;
         match self {
-            EndpointError::MessageTooBig { .. } => Some(1009),
-            EndpointError::InvalidUtf8 => Some(1007),
-            EndpointError::Unsupported(_) => Some(1003),
-            EndpointError::Protocol(_) => Some(1002),
-            EndpointError::Panic(_) => Some(1011),
+            EndpointError::MessageTooBig { .. } => Some(close::TOO_BIG),
+            EndpointError::InvalidUtf8 => Some(close::INVALID_PAYLOAD),
+            EndpointError::Unsupported(_) => Some(close::UNSUPPORTED),
+            EndpointError::Protocol(_) => Some(close::PROTOCOL),
+            EndpointError::Panic(_) => Some(close::INTERNAL_ERROR),
             _ => None,
         }
+    }
+
+    /// The close frame this error closes the session with (one place decides code and reason
+    /// phrase), or `None` when the session stays open.
+    pub(crate) fn close_reason(&self) -> Option<crate::CloseReason> {
+        let code = self.close_code()?;
+        let text = match self {
+            EndpointError::MessageTooBig { limit, .. } => {
+                format!("message too big: the limit is {limit} bytes")
+            }
+            EndpointError::Panic(_) => "internal server error".to_owned(),
+            other => other.to_string(),
+        };
+        Some(crate::CloseReason::new(code, text))
     }
 
     /// Wraps any error as [`EndpointError::Handler`].
@@ -130,6 +145,23 @@ impl StdError for EndpointError {
     }
 }
 
+impl From<crate::wire::WireError> for EndpointError {
+    fn from(err: crate::wire::WireError) -> Self {
+        use crate::wire::{DataKind, WireError};
+        match err {
+            WireError::TooBig { size, limit } => EndpointError::MessageTooBig { size, limit },
+            WireError::InvalidUtf8 => EndpointError::InvalidUtf8,
+            WireError::Unsupported(DataKind::Text) => EndpointError::Unsupported(MessageKind::Text),
+            WireError::Unsupported(DataKind::Binary) => {
+                EndpointError::Unsupported(MessageKind::Binary)
+            }
+            other @ (WireError::Protocol(_) | WireError::BadCloseCode(_)) => {
+                EndpointError::Protocol(other.to_string())
+            }
+        }
+    }
+}
+
 impl From<SendError> for EndpointError {
     fn from(err: SendError) -> Self {
         EndpointError::Send(err)
@@ -167,3 +199,28 @@ impl fmt::Display for SendError {
 }
 
 impl StdError for SendError {}
+
+/// Parses one `#[path_param]` value. The same function serves the handshake check and the
+/// handler call, so a type that is not `FromStr` gives one error.
+#[doc(hidden)]
+pub fn parse_path<T: std::str::FromStr>(
+    raw: Option<&str>,
+    name: &'static str,
+) -> Result<T, EndpointError> {
+    let Some(raw) = raw else {
+        return Err(EndpointError::PathParam {
+            name,
+            message: "missing from the request path".into(),
+        });
+    };
+    raw.parse::<T>().map_err(|_| EndpointError::PathParam {
+        name,
+        message: format!("`{raw}` is not a valid {}", std::any::type_name::<T>()),
+    })
+}
+
+/// Logs an error no `on_error` handler takes.
+pub(crate) fn log_unhandled(session: impl fmt::Display, path: &str, err: &EndpointError) {
+    tracing::warn!(session = %session, path, error = %err,
+        "WebSocket endpoint error (no #[on_error] handler)");
+}

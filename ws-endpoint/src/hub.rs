@@ -38,44 +38,19 @@
 //! }
 //! ```
 
-use std::{any::TypeId, fmt, str::FromStr};
+use std::{any::TypeId, fmt, sync::OnceLock};
 
 use bytes::Bytes;
-use bytestring::ByteString;
 
+pub use crate::config::SlowConsumer;
 use crate::{
     close::{CloseCode, CloseReason},
     error::SendError,
-    message::{Outgoing, Sendable},
+    message::{Message, Sendable},
     registry,
-    session::{Session, SessionId},
+    session::{OutFrame, Refused, Session, SessionId},
+    wire::OpCode,
 };
-
-/// What a broadcast does with a session whose outbound queue is full (a slow consumer); set per
-/// endpoint with `slow_consumer = "drop_messages"` or `"close"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SlowConsumer {
-    /// Skip this message for that session (counted in [`Delivery::dropped`]); the session stays
-    /// open and gets later messages once its queue has room. The default.
-    #[default]
-    DropMessages,
-    /// Drop the session: its connection is closed at once (a close frame could not get through
-    /// a full queue) and its `on_close` gets 1008 "slow consumer".
-    Close,
-}
-
-impl FromStr for SlowConsumer {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "drop_messages" => Ok(SlowConsumer::DropMessages),
-            "close" => Ok(SlowConsumer::Close),
-            other => Err(format!(
-                "unknown slow-consumer policy `{other}`: use \"drop_messages\" or \"close\""
-            )),
-        }
-    }
-}
 
 /// What a broadcast achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -88,27 +63,37 @@ pub struct Delivery {
     pub closed: usize,
 }
 
-/// A message encoded once for many recipients.
-#[derive(Clone)]
-pub(crate) enum Prepared {
-    Text(ByteString),
-    Binary(Bytes),
+/// A broadcast's frame, built once: every recipient's queue gets the same payload `Bytes`.
+fn prepare(msg: impl Sendable) -> Result<OutFrame, SendError> {
+    Ok(match msg.into_message()? {
+        Message::Text(s) => OutFrame::new(OpCode::Text, Bytes::from(s.into_bytes())),
+        Message::Binary(b) => OutFrame::new(OpCode::Binary, b),
+        Message::Pong(b) => OutFrame::new(OpCode::Pong, b),
+    })
 }
 
-impl Prepared {
-    pub(crate) fn new(msg: impl Sendable) -> Result<Self, SendError> {
-        Ok(match msg.into_outgoing()? {
-            Outgoing::Text(s) => Prepared::Text(ByteString::from(s)),
-            Outgoing::Binary(b) => Prepared::Binary(b),
-        })
-    }
+/// Where a broadcast goes.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) enum Target<'a> {
+    All,
+    Room(&'a str),
 }
 
-/// Result of offering a message to one session's queue without waiting.
-pub(crate) enum Offer {
-    Sent,
-    Full,
-    Closed,
+/// A link to the other server processes (the Redis backplane of [`crate::cluster`]): the hub
+/// hands it every broadcast that travels; it never reaches into sessions, and delivers what it
+/// receives through [`deliver_remote`].
+pub(crate) trait Backplane: Send + Sync + 'static {
+    /// Publishes a broadcast of endpoint `endpoint` (its type name). Never waits.
+    fn publish(&self, endpoint: &str, target: Target<'_>, text: bool, payload: &[u8]);
+}
+
+static BACKPLANE: OnceLock<Box<dyn Backplane>> = OnceLock::new();
+
+/// Installs the backplane; `false` if one was installed already.
+#[allow(dead_code)]
+pub(crate) fn set_backplane(backplane: Box<dyn Backplane>) -> bool {
+    BACKPLANE.set(backplane).is_ok()
 }
 
 /// The sessions, broadcasts and rooms of one endpoint in this process. Cheap to copy; get it
@@ -141,13 +126,16 @@ impl Hub {
         Hub { endpoint, name }
     }
 
-    #[cfg(feature = "redis")]
-    fn publish(&self, target: crate::cluster::Target<'_>, msg: &Prepared) {
-        crate::cluster::publish(self.name, target, msg);
+    fn publish(&self, target: Target<'_>, frame: &OutFrame) {
+        if let Some(b) = BACKPLANE.get() {
+            b.publish(
+                self.name,
+                target,
+                frame.opcode == OpCode::Text,
+                &frame.payload,
+            );
+        }
     }
-
-    #[cfg(not(feature = "redis"))]
-    fn publish(&self, _target: Target<'_>, _msg: &Prepared) {}
 
     /// A snapshot of the endpoint's open sessions (JSR 356 `getOpenSessions`).
     pub fn sessions(&self) -> Vec<Session> {
@@ -191,7 +179,7 @@ impl Hub {
     /// Sends `msg` to every open session of the endpoint (and, with [`crate::cluster`], of the
     /// same endpoint in the other processes).
     pub fn broadcast(&self, msg: impl Sendable) -> Result<Delivery, SendError> {
-        let prepared = Prepared::new(msg)?;
+        let prepared = prepare(msg)?;
         let delivery = deliver(&self.sessions(), &prepared);
         self.publish(Target::All, &prepared);
         Ok(delivery)
@@ -204,7 +192,7 @@ impl Hub {
         except: &Session,
         msg: impl Sendable,
     ) -> Result<Delivery, SendError> {
-        let prepared = Prepared::new(msg)?;
+        let prepared = prepare(msg)?;
         let id = except.id();
         let targets: Vec<Session> = self
             .sessions()
@@ -223,14 +211,14 @@ impl Hub {
         filter: impl Fn(&Session) -> bool,
         msg: impl Sendable,
     ) -> Result<Delivery, SendError> {
-        let prepared = Prepared::new(msg)?;
+        let prepared = prepare(msg)?;
         let targets: Vec<Session> = self.sessions().into_iter().filter(|s| filter(s)).collect();
         Ok(deliver(&targets, &prepared))
     }
 
     /// Sends `msg` to every member of `room`, here and in the other processes.
     pub fn to_room(&self, room: &str, msg: impl Sendable) -> Result<Delivery, SendError> {
-        let prepared = Prepared::new(msg)?;
+        let prepared = prepare(msg)?;
         let delivery = deliver(&self.room_members(room), &prepared);
         self.publish(Target::Room(room), &prepared);
         Ok(delivery)
@@ -243,7 +231,7 @@ impl Hub {
         except: &Session,
         msg: impl Sendable,
     ) -> Result<Delivery, SendError> {
-        let prepared = Prepared::new(msg)?;
+        let prepared = prepare(msg)?;
         let id = except.id();
         let targets: Vec<Session> = self
             .room_members(room)
@@ -256,38 +244,28 @@ impl Hub {
     }
 }
 
-#[cfg(feature = "redis")]
-use crate::cluster::Target;
-
-/// Where a broadcast goes (without the `redis` feature it goes nowhere else).
-#[cfg(not(feature = "redis"))]
-#[allow(dead_code)]
-enum Target<'a> {
-    All,
-    Room(&'a str),
-}
-
 /// Delivers a broadcast that another process published to this process's sessions.
-#[cfg(feature = "redis")]
-pub(crate) fn deliver_remote(endpoint: &str, room: Option<String>, msg: &Prepared) {
+#[allow(dead_code)]
+pub(crate) fn deliver_remote(endpoint: &str, room: Option<&str>, text: bool, payload: Bytes) {
     let Some(&(type_id, name)) = registry::table().names.get(endpoint) else {
         return; // no session of that endpoint has ever opened here
     };
     let hub = Hub::for_type(type_id, name);
     let targets = match room {
         None => hub.sessions(),
-        Some(room) => hub.room_members(&room),
+        Some(room) => hub.room_members(room),
     };
-    deliver(&targets, msg);
+    let opcode = if text { OpCode::Text } else { OpCode::Binary };
+    deliver(&targets, &OutFrame::new(opcode, payload));
 }
 
-fn deliver(targets: &[Session], msg: &Prepared) -> Delivery {
+fn deliver(targets: &[Session], frame: &OutFrame) -> Delivery {
     let mut delivery = Delivery::default();
     for session in targets {
-        match session.offer(msg) {
-            Offer::Sent => delivery.sent += 1,
-            Offer::Closed => delivery.closed += 1,
-            Offer::Full => match session.inner.slow_consumer {
+        match session.offer(frame.clone()) {
+            Ok(()) => delivery.sent += 1,
+            Err(Refused::Closed) => delivery.closed += 1,
+            Err(Refused::Full(_)) => match session.inner.slow_consumer {
                 SlowConsumer::DropMessages => delivery.dropped += 1,
                 SlowConsumer::Close => {
                     session.inner.abort(CloseReason::new(
@@ -302,8 +280,37 @@ fn deliver(targets: &[Session], msg: &Prepared) -> Delivery {
     delivery
 }
 
+impl Session {
+    /// Snapshot of the open sessions of the same endpoint in this process, this one included
+    /// (`getOpenSessions`).
+    pub fn open_sessions(&self) -> Vec<Session> {
+        registry::sessions_of(self.inner.endpoint)
+    }
+
+    /// The [`Hub`] of this session's endpoint: broadcast and rooms.
+    pub fn hub(&self) -> Hub {
+        Hub::for_type(self.inner.endpoint, self.inner.endpoint_name)
+    }
+
+    /// Joins `room` (of this endpoint); returns false if already a member or closed. A session
+    /// leaves all its rooms when it closes.
+    pub fn join(&self, room: impl AsRef<str>) -> bool {
+        join(self, room.as_ref())
+    }
+
+    /// Leaves `room`; returns false if not a member.
+    pub fn leave(&self, room: impl AsRef<str>) -> bool {
+        leave(self, room.as_ref())
+    }
+
+    /// The rooms this session is in, sorted.
+    pub fn rooms(&self) -> Vec<String> {
+        rooms_of(self)
+    }
+}
+
 /// Room membership, called by [`Session::join`] and friends.
-pub(crate) fn join(session: &Session, room: &str) -> bool {
+fn join(session: &Session, room: &str) -> bool {
     let id: SessionId = session.id();
     let mut t = registry::table();
     if !t.sessions.contains_key(&id) {
@@ -316,7 +323,7 @@ pub(crate) fn join(session: &Session, room: &str) -> bool {
     t.memberships.entry(id).or_default().insert(room.to_owned())
 }
 
-pub(crate) fn leave(session: &Session, room: &str) -> bool {
+fn leave(session: &Session, room: &str) -> bool {
     let id = session.id();
     let mut t = registry::table();
     let key = (session.inner.endpoint, room.to_owned());
@@ -331,7 +338,7 @@ pub(crate) fn leave(session: &Session, room: &str) -> bool {
         .is_some_and(|rooms| rooms.remove(room))
 }
 
-pub(crate) fn rooms_of(session: &Session) -> Vec<String> {
+fn rooms_of(session: &Session) -> Vec<String> {
     registry::table()
         .memberships
         .get(&session.id())

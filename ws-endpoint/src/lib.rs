@@ -55,13 +55,14 @@ mod config;
 mod connection;
 mod endpoint;
 mod error;
-mod frame;
 mod handshake;
 pub mod hub;
 mod message;
 mod registry;
 mod server;
+mod service;
 mod session;
+pub mod wire;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -70,16 +71,19 @@ pub mod __private;
 pub use crate::{
     close::{CloseCode, CloseReason},
     config::{
-        EndpointConfig, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_PING_INTERVAL, DEFAULT_PONG_TIMEOUT,
-        DEFAULT_SEND_TIMEOUT,
+        EndpointConfig, SlowConsumer, DEFAULT_MAX_BUFFERED, DEFAULT_MAX_MESSAGE_SIZE,
+        DEFAULT_PING_INTERVAL, DEFAULT_PONG_TIMEOUT, DEFAULT_SEND_TIMEOUT,
     },
-    endpoint::EndpointService,
     error::{EndpointError, MessageKind, SendError},
-    hub::{Delivery, Hub, SlowConsumer},
-    message::{HandlerReturn, Json, MessagePayload, Pong, Sendable},
+    hub::{Delivery, Hub},
+    message::{HandlerReturn, Json, Message, MessagePayload, Pong, Sendable},
     registry::{all_open_sessions, open_session_count, shutdown},
     server::{on_connect, shutdown_on_signal, WsServerExt, CLOSE_LINGER},
-    session::{Session, SessionId},
+    service::EndpointService,
+    session::{
+        buffered_total, max_buffered_total, set_max_buffered_total, Session, SessionId,
+        DEFAULT_MAX_BUFFERED_TOTAL,
+    },
 };
 pub use bytes::Bytes;
 pub use ws_endpoint_macros::{

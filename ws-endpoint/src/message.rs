@@ -6,32 +6,28 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::error::{EndpointError, MessageKind, SendError};
 
-/// A complete message as the runtime hands it to the dispatcher.
-#[doc(hidden)]
-#[derive(Debug)]
-pub enum Incoming {
+/// One WebSocket message, in both directions: what the runtime hands to the dispatcher, what a
+/// [`Sendable`] value becomes, what a broadcast carries. (A pong is a control frame, but JSR 356
+/// delivers it to `@OnMessage` like a message, and so does ws-endpoint.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A text message.
     Text(String),
+    /// A binary message.
     Binary(Bytes),
+    /// A pong's payload (received only: a handler taking [`Pong`]).
     Pong(Bytes),
 }
 
-impl Incoming {
+impl Message {
     /// The kind of message.
     pub fn kind(&self) -> MessageKind {
         match self {
-            Incoming::Text(_) => MessageKind::Text,
-            Incoming::Binary(_) => MessageKind::Binary,
-            Incoming::Pong(_) => MessageKind::Pong,
+            Message::Text(_) => MessageKind::Text,
+            Message::Binary(_) => MessageKind::Binary,
+            Message::Pong(_) => MessageKind::Pong,
         }
     }
-}
-
-/// A frame about to be sent.
-#[doc(hidden)]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outgoing {
-    Text(String),
-    Binary(Bytes),
 }
 
 /// A JSON message: as an `#[on_message]` payload it is decoded from a text message with serde
@@ -96,18 +92,18 @@ pub trait MessagePayload: Sized {
     const KIND: MessageKind;
     /// Builds the payload from a message of kind [`Self::KIND`].
     #[doc(hidden)]
-    fn from_incoming(msg: Incoming) -> Result<Self, EndpointError>;
+    fn from_message(msg: Message) -> Result<Self, EndpointError>;
 }
 
-fn wrong_kind(msg: &Incoming) -> EndpointError {
+fn wrong_kind(msg: &Message) -> EndpointError {
     EndpointError::Unsupported(msg.kind())
 }
 
 impl MessagePayload for String {
     const KIND: MessageKind = MessageKind::Text;
-    fn from_incoming(msg: Incoming) -> Result<Self, EndpointError> {
+    fn from_message(msg: Message) -> Result<Self, EndpointError> {
         match msg {
-            Incoming::Text(s) => Ok(s),
+            Message::Text(s) => Ok(s),
             other => Err(wrong_kind(&other)),
         }
     }
@@ -115,9 +111,9 @@ impl MessagePayload for String {
 
 impl MessagePayload for Bytes {
     const KIND: MessageKind = MessageKind::Binary;
-    fn from_incoming(msg: Incoming) -> Result<Self, EndpointError> {
+    fn from_message(msg: Message) -> Result<Self, EndpointError> {
         match msg {
-            Incoming::Binary(b) => Ok(b),
+            Message::Binary(b) => Ok(b),
             other => Err(wrong_kind(&other)),
         }
     }
@@ -125,16 +121,16 @@ impl MessagePayload for Bytes {
 
 impl MessagePayload for Vec<u8> {
     const KIND: MessageKind = MessageKind::Binary;
-    fn from_incoming(msg: Incoming) -> Result<Self, EndpointError> {
-        Bytes::from_incoming(msg).map(Vec::from)
+    fn from_message(msg: Message) -> Result<Self, EndpointError> {
+        Bytes::from_message(msg).map(Vec::from)
     }
 }
 
 impl MessagePayload for Pong {
     const KIND: MessageKind = MessageKind::Pong;
-    fn from_incoming(msg: Incoming) -> Result<Self, EndpointError> {
+    fn from_message(msg: Message) -> Result<Self, EndpointError> {
         match msg {
-            Incoming::Pong(b) => Ok(Pong(b)),
+            Message::Pong(b) => Ok(Pong(b)),
             other => Err(wrong_kind(&other)),
         }
     }
@@ -142,9 +138,9 @@ impl MessagePayload for Pong {
 
 impl<T: DeserializeOwned> MessagePayload for Json<T> {
     const KIND: MessageKind = MessageKind::Text;
-    fn from_incoming(msg: Incoming) -> Result<Self, EndpointError> {
+    fn from_message(msg: Message) -> Result<Self, EndpointError> {
         match msg {
-            Incoming::Text(s) => serde_json::from_str(&s)
+            Message::Text(s) => serde_json::from_str(&s)
                 .map(Json)
                 .map_err(|e| EndpointError::Decode(Box::new(e))),
             other => Err(wrong_kind(&other)),
@@ -161,43 +157,43 @@ impl<T: DeserializeOwned> MessagePayload for Json<T> {
 pub trait Sendable {
     /// Encodes the value as one text or binary frame.
     #[doc(hidden)]
-    fn into_outgoing(self) -> Result<Outgoing, SendError>;
+    fn into_message(self) -> Result<Message, SendError>;
 }
 
 impl Sendable for String {
-    fn into_outgoing(self) -> Result<Outgoing, SendError> {
-        Ok(Outgoing::Text(self))
+    fn into_message(self) -> Result<Message, SendError> {
+        Ok(Message::Text(self))
     }
 }
 
 impl Sendable for &str {
-    fn into_outgoing(self) -> Result<Outgoing, SendError> {
-        Ok(Outgoing::Text(self.to_owned()))
+    fn into_message(self) -> Result<Message, SendError> {
+        Ok(Message::Text(self.to_owned()))
     }
 }
 
 impl Sendable for Bytes {
-    fn into_outgoing(self) -> Result<Outgoing, SendError> {
-        Ok(Outgoing::Binary(self))
+    fn into_message(self) -> Result<Message, SendError> {
+        Ok(Message::Binary(self))
     }
 }
 
 impl Sendable for Vec<u8> {
-    fn into_outgoing(self) -> Result<Outgoing, SendError> {
-        Ok(Outgoing::Binary(Bytes::from(self)))
+    fn into_message(self) -> Result<Message, SendError> {
+        Ok(Message::Binary(Bytes::from(self)))
     }
 }
 
 impl Sendable for &'static [u8] {
-    fn into_outgoing(self) -> Result<Outgoing, SendError> {
-        Ok(Outgoing::Binary(Bytes::from_static(self)))
+    fn into_message(self) -> Result<Message, SendError> {
+        Ok(Message::Binary(Bytes::from_static(self)))
     }
 }
 
 impl<T: Serialize> Sendable for Json<T> {
-    fn into_outgoing(self) -> Result<Outgoing, SendError> {
+    fn into_message(self) -> Result<Message, SendError> {
         serde_json::to_string(&self.0)
-            .map(Outgoing::Text)
+            .map(Message::Text)
             .map_err(|e| SendError::Encode(e.to_string()))
     }
 }
@@ -213,11 +209,11 @@ impl<T: Serialize> Sendable for Json<T> {
 pub trait HandlerReturn {
     /// What to send back, if anything; `Err` for a handler error.
     #[doc(hidden)]
-    fn into_reply(self) -> Result<Option<Outgoing>, EndpointError>;
+    fn into_reply(self) -> Result<Option<Message>, EndpointError>;
 }
 
 impl HandlerReturn for () {
-    fn into_reply(self) -> Result<Option<Outgoing>, EndpointError> {
+    fn into_reply(self) -> Result<Option<Message>, EndpointError> {
         Ok(None)
     }
 }
@@ -225,8 +221,8 @@ impl HandlerReturn for () {
 macro_rules! sendable_returns {
     ($($ty:ty),* $(,)?) => {$(
         impl HandlerReturn for $ty {
-            fn into_reply(self) -> Result<Option<Outgoing>, EndpointError> {
-                self.into_outgoing().map(Some).map_err(EndpointError::Send)
+            fn into_reply(self) -> Result<Option<Message>, EndpointError> {
+                self.into_message().map(Some).map_err(EndpointError::Send)
             }
         }
     )*};
@@ -235,13 +231,13 @@ macro_rules! sendable_returns {
 sendable_returns!(String, &str, Bytes, Vec<u8>, &'static [u8]);
 
 impl<T: Serialize> HandlerReturn for Json<T> {
-    fn into_reply(self) -> Result<Option<Outgoing>, EndpointError> {
-        self.into_outgoing().map(Some).map_err(EndpointError::Send)
+    fn into_reply(self) -> Result<Option<Message>, EndpointError> {
+        self.into_message().map(Some).map_err(EndpointError::Send)
     }
 }
 
 impl<T: HandlerReturn> HandlerReturn for Option<T> {
-    fn into_reply(self) -> Result<Option<Outgoing>, EndpointError> {
+    fn into_reply(self) -> Result<Option<Message>, EndpointError> {
         match self {
             Some(v) => v.into_reply(),
             None => Ok(None),
@@ -254,7 +250,7 @@ where
     T: HandlerReturn,
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    fn into_reply(self) -> Result<Option<Outgoing>, EndpointError> {
+    fn into_reply(self) -> Result<Option<Message>, EndpointError> {
         match self {
             Ok(v) => v.into_reply(),
             Err(e) => Err(EndpointError::Handler(e.into())),

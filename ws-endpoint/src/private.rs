@@ -1,10 +1,8 @@
 //! Items the macro expands into. Not public API.
 
 pub use crate::endpoint::Endpoint;
-pub use crate::message::{HandlerReturn, Incoming, MessagePayload, Outgoing};
+pub use crate::message::{HandlerReturn, Message, MessagePayload};
 pub use actix_web::{FromRequest, HttpRequest};
-
-use std::str::FromStr;
 
 use crate::{
     error::{EndpointError, MessageKind},
@@ -15,25 +13,11 @@ use crate::{
 pub async fn reply<R: HandlerReturn>(session: &Session, ret: R) -> Result<(), EndpointError> {
     match ret.into_reply()? {
         None => Ok(()),
-        Some(Outgoing::Text(text)) => session.text(text).await.map_err(Into::into),
-        Some(Outgoing::Binary(data)) => session.binary(data).await.map_err(Into::into),
+        Some(msg) => session.send_message(msg).await.map_err(Into::into),
     }
 }
 
-/// Parses one `#[path_param]` value. The same function serves the handshake check and the
-/// handler call, so a type that is not `FromStr` gives one error.
-pub fn parse_path<T: FromStr>(raw: Option<&str>, name: &'static str) -> Result<T, EndpointError> {
-    let Some(raw) = raw else {
-        return Err(EndpointError::PathParam {
-            name,
-            message: "missing from the request path".into(),
-        });
-    };
-    raw.parse::<T>().map_err(|_| EndpointError::PathParam {
-        name,
-        message: format!("`{raw}` is not a valid {}", std::any::type_name::<T>()),
-    })
-}
+pub use crate::error::parse_path;
 
 /// The raw value of a path parameter at the handshake.
 pub fn request_path_param<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
@@ -85,7 +69,7 @@ impl Endpoint for FallbackEndpoint {
     async fn on_open(&mut self, _: &Session, _: ()) -> Result<(), EndpointError> {
         Ok(())
     }
-    async fn on_message(&mut self, _: &Session, msg: Incoming) -> Result<(), EndpointError> {
+    async fn on_message(&mut self, _: &Session, msg: Message) -> Result<(), EndpointError> {
         Err(EndpointError::Unsupported(msg.kind()))
     }
     async fn on_close(&mut self, _: &Session, _: crate::CloseReason) {}
@@ -103,8 +87,7 @@ pub fn set_limit(config: &mut crate::EndpointConfig, kind: MessageKind, bytes: u
 
 /// Logs an error nobody handles.
 pub fn log_error(session: &Session, err: &EndpointError) {
-    tracing::warn!(session = %session.id(), path = session.path(), error = %err,
-        "WebSocket endpoint error (no #[on_error] handler)");
+    crate::error::log_unhandled(session.id(), session.path(), err);
 }
 
 /// Handles what an `on_close` handler returned: nothing can be sent any more; errors are logged.

@@ -45,7 +45,24 @@ pub(crate) fn shutting_down() -> bool {
     SHUTTING_DOWN.load(std::sync::atomic::Ordering::Acquire)
 }
 
-pub(crate) fn register(session: &Session) {
+/// A session's place in the registry: registered on creation, removed when dropped (however
+/// the connection task ends, even if it is dropped before its first poll).
+pub(crate) struct Registered(SessionId);
+
+impl Registered {
+    pub(crate) fn new(session: &Session) -> Self {
+        register(session);
+        Registered(session.id())
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        unregister(self.0);
+    }
+}
+
+fn register(session: &Session) {
     let mut t = table();
     let (endpoint, name) = (session.inner.endpoint, session.inner.endpoint_name);
     t.names.entry(name).or_insert((endpoint, name));
@@ -54,7 +71,7 @@ pub(crate) fn register(session: &Session) {
 }
 
 /// Removes a session and its room memberships.
-pub(crate) fn unregister(id: SessionId) {
+fn unregister(id: SessionId) {
     let mut t = table();
     if let Some(session) = t.sessions.remove(&id) {
         let endpoint = session.inner.endpoint;

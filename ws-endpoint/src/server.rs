@@ -19,21 +19,18 @@ use actix_web::{
 pub const CLOSE_LINGER: Duration = Duration::ZERO;
 
 /// The `on_connect` hook installed by [`WsServerExt::with_ws_defaults`]: sets `TCP_NODELAY` and
-/// keeps a handle on the socket for the connection's sessions. Call it from your own
-/// `HttpServer::on_connect` hook if you have one.
+/// records the socket's descriptor (no duplicate is made), so that a dead peer that stopped
+/// reading can have its connection shut down (see [`WsServerExt::with_ws_defaults`]). Call it
+/// from your own `HttpServer::on_connect` hook if you have one.
 pub fn on_connect(conn: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
     let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else {
-        return; // TLS or Unix-socket connections: nothing to tune here
+        return; // TLS or Unix-socket connections: the body's error drops a dead peer
     };
     let _ = tcp.set_nodelay(true);
     #[cfg(unix)]
     {
-        use std::os::fd::AsFd;
-        if let Ok(fd) = tcp.as_fd().try_clone_to_owned() {
-            data.insert(crate::session::ConnSocket(std::sync::Arc::new(
-                std::net::TcpStream::from(fd),
-            )));
-        }
+        use std::os::fd::AsRawFd;
+        data.insert(crate::session::ConnFd(tcp.as_raw_fd()));
     }
     #[cfg(not(unix))]
     let _ = data;
@@ -97,10 +94,11 @@ async fn wait_for_signal() {
 /// ```
 pub trait WsServerExt: Sized {
     /// [`CLOSE_LINGER`] (no linger) instead of actix-web's 1 s after a close; `TCP_NODELAY` on
-    /// every connection (actix-web leaves Nagle's algorithm on, which delays small frames); a
-    /// handle on each connection's socket so that a dead peer (no pong, or not reading past the
-    /// send timeout) has its TCP connection shut down at once — otherwise actix-http keeps
-    /// trying to write its buffered bytes to it; and
+    /// every connection (actix-web leaves Nagle's algorithm on, which delays small frames); the
+    /// socket's descriptor, so that a dead peer (no pong, or not reading past the send timeout)
+    /// has its TCP connection shut down at once even while actix-http's write buffer is full
+    /// (actix-http then stops pulling the body, whose error drops the connection otherwise);
+    /// and
     /// [`with_ws_shutdown`](Self::with_ws_shutdown) with a 5 s grace period.
     ///
     /// It sets the server's `on_connect` hook; if you need your own, call [`on_connect`] from it.

@@ -4,7 +4,6 @@ use std::{
     any::{Any, TypeId},
     collections::HashMap,
     fmt,
-    future::Future,
     net::SocketAddr,
     str::FromStr,
     sync::{
@@ -15,18 +14,23 @@ use std::{
 };
 
 use bytes::Bytes;
-use bytestring::ByteString;
-use futures_util::{task::AtomicWaker, FutureExt as _};
+use futures_util::task::AtomicWaker;
 use serde::Serialize;
-use tokio::{sync::Notify, task::unconstrained};
 
 use crate::{
     close::CloseReason,
+    config::SlowConsumer,
     error::{EndpointError, SendError},
-    hub::{Hub, Offer, Prepared, SlowConsumer},
-    message::{Outgoing, Sendable},
-    registry,
+    message::{Message, Sendable},
+    wire::{self, OpCode},
 };
+
+pub(crate) mod outbound;
+
+pub use outbound::{
+    buffered_total, max_buffered_total, set_max_buffered_total, DEFAULT_MAX_BUFFERED_TOTAL,
+};
+pub(crate) use outbound::{Body, OutFrame, Outbound, Refused};
 
 /// A session's identifier, unique in the process (JSR 356 `Session.getId()`).
 ///
@@ -51,36 +55,21 @@ impl fmt::Display for SessionId {
     }
 }
 
-/// A frame for the outbound queue.
-enum OutFrame {
-    Text(ByteString),
-    Binary(Bytes),
-    Ping(Bytes),
-    Pong(Bytes),
-}
-
 /// Per-session settings from the endpoint's configuration.
 pub(crate) struct SessionSettings {
     pub(crate) send_timeout: Duration,
     pub(crate) slow_consumer: SlowConsumer,
     pub(crate) track_idle: bool,
-    pub(crate) socket: Option<ConnSocket>,
+    pub(crate) max_buffered: usize,
+    pub(crate) socket: Option<ConnFd>,
 }
 
-/// A duplicate handle on a connection's TCP socket, stored by the `on_connect` hook of
-/// [`WsServerExt::with_ws_defaults`](crate::WsServerExt::with_ws_defaults).
-#[derive(Clone)]
-pub(crate) struct ConnSocket(
-    #[cfg(unix)] pub(crate) Arc<std::net::TcpStream>,
-    #[cfg(not(unix))] pub(crate) (),
-);
-
-impl ConnSocket {
-    fn shutdown(&self) {
-        #[cfg(unix)]
-        let _ = self.0.shutdown(std::net::Shutdown::Both);
-    }
-}
+/// The raw descriptor of a connection's TCP socket, recorded (not duplicated) by the
+/// `on_connect` hook of [`WsServerExt::with_ws_defaults`](crate::WsServerExt::with_ws_defaults).
+/// Used only from the connection's own worker thread while actix-http still holds the response
+/// body (and so the socket): see `Session::shutdown_stalled_socket`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConnFd(#[cfg(unix)] pub(crate) std::os::fd::RawFd);
 
 /// What the handshake established; fixed for the session's life.
 #[derive(Debug, Clone, Default)]
@@ -97,7 +86,8 @@ pub(crate) struct Inner {
     pub(crate) id: SessionId,
     pub(crate) endpoint: TypeId,
     pub(crate) endpoint_name: &'static str,
-    sender: Mutex<Option<actix_ws::Session>>,
+    /// The outbound queue, shared with the response body.
+    pub(crate) out: Arc<Outbound>,
     open: AtomicBool,
     close_request: Mutex<Option<CloseReason>>,
     /// Wakes the connection task when a close begins (cheaper than a `Notify` per loop turn).
@@ -111,14 +101,9 @@ pub(crate) struct Inner {
     send_timeout: Duration,
     /// Whether sends must record their time (only for an idle timeout).
     track_idle: bool,
-    /// A second handle on the TCP socket (see `WsServerExt::with_ws_defaults`), so that a dead
-    /// peer's connection can be shut down even while actix-http still has bytes to write to it.
-    socket: Option<ConnSocket>,
+    socket: Option<ConnFd>,
     /// What a broadcast does when this session's queue is full.
     pub(crate) slow_consumer: SlowConsumer,
-    /// Woken when the connection is dropped, so that blocked sends return at once.
-    aborted: Notify,
-    aborted_flag: AtomicBool,
 }
 
 /// One WebSocket connection, as seen by handlers and by any other task.
@@ -162,7 +147,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Session {
     pub(crate) fn new(
         (endpoint, endpoint_name): (TypeId, &'static str),
-        sender: actix_ws::Session,
         info: HandshakeInfo,
         settings: SessionSettings,
     ) -> Session {
@@ -172,7 +156,7 @@ impl Session {
                 id: SessionId(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
                 endpoint,
                 endpoint_name,
-                sender: Mutex::new(Some(sender)),
+                out: Arc::new(Outbound::new(settings.max_buffered)),
                 open: AtomicBool::new(true),
                 close_request: Mutex::new(None),
                 close_waker: AtomicWaker::new(),
@@ -184,8 +168,6 @@ impl Session {
                 track_idle: settings.track_idle,
                 socket: settings.socket,
                 slow_consumer: settings.slow_consumer,
-                aborted: Notify::new(),
-                aborted_flag: AtomicBool::new(false),
             }),
         }
     }
@@ -227,7 +209,7 @@ impl Session {
 
     /// One path parameter parsed with `FromStr`.
     pub fn parse_path_param<T: FromStr>(&self, name: &'static str) -> Result<T, EndpointError> {
-        crate::__private::parse_path(self.path_param(name), name)
+        crate::error::parse_path(self.path_param(name), name)
     }
 
     /// The subprotocol chosen in the handshake (`getNegotiatedSubprotocol`), if any.
@@ -244,49 +226,6 @@ impl Session {
     /// headers (`X-Forwarded-Proto`) are not trusted.
     pub fn is_secure(&self) -> bool {
         self.inner.info.secure
-    }
-
-    /// Snapshot of the open sessions of the same endpoint in this process, this one included
-    /// (`getOpenSessions`).
-    pub fn open_sessions(&self) -> Vec<Session> {
-        registry::sessions_of(self.inner.endpoint)
-    }
-
-    /// The [`Hub`] of this session's endpoint: broadcast and rooms.
-    pub fn hub(&self) -> Hub {
-        Hub::for_type(self.inner.endpoint, self.inner.endpoint_name)
-    }
-
-    /// Joins `room` (of this endpoint); returns false if already a member or closed. A session
-    /// leaves all its rooms when it closes.
-    pub fn join(&self, room: impl AsRef<str>) -> bool {
-        crate::hub::join(self, room.as_ref())
-    }
-
-    /// Leaves `room`; returns false if not a member.
-    pub fn leave(&self, room: impl AsRef<str>) -> bool {
-        crate::hub::leave(self, room.as_ref())
-    }
-
-    /// The rooms this session is in, sorted.
-    pub fn rooms(&self) -> Vec<String> {
-        crate::hub::rooms_of(self)
-    }
-
-    /// Offers a prepared message to the outbound queue without waiting.
-    pub(crate) fn offer(&self, msg: &Prepared) -> Offer {
-        let frame = match msg {
-            Prepared::Text(t) => OutFrame::Text(t.clone()),
-            Prepared::Binary(b) => OutFrame::Binary(b.clone()),
-        };
-        match self.try_queue(&frame) {
-            Ok(true) => {
-                self.touch();
-                Offer::Sent
-            }
-            Ok(false) => Offer::Full,
-            Err(_) => Offer::Closed,
-        }
     }
 
     /// Stores a typed per-session property (`getUserProperties`), returning the previous value of
@@ -333,45 +272,28 @@ impl Session {
             .and_then(|v| v.downcast_mut::<T>()))
     }
 
-    fn sender(&self) -> Result<actix_ws::Session, SendError> {
+    /// Offers a frame to the outbound queue without waiting (broadcasts).
+    pub(crate) fn offer(&self, frame: OutFrame) -> Result<(), Refused> {
         if !self.is_open() {
-            return Err(SendError::Closed);
+            return Err(Refused::Closed);
         }
-        lock(&self.inner.sender).clone().ok_or(SendError::Closed)
-    }
-
-    /// Offers a frame to the outbound queue without waiting: `Ok(true)` queued, `Ok(false)` the
-    /// queue is full. Uses the stored sender in place (no clone) — the common, fast path.
-    fn try_queue(&self, frame: &OutFrame) -> Result<bool, SendError> {
-        if !self.is_open() {
-            return Err(SendError::Closed);
-        }
-        let mut guard = lock(&self.inner.sender);
-        let sender = guard.as_mut().ok_or(SendError::Closed)?;
-        // `unconstrained`: a single poll must not be refused by Tokio's cooperative budget
-        // (128 operations per task turn), or a broadcast to many sessions would see "full"
-        // queues after the 128th.
-        let result = match frame {
-            OutFrame::Text(t) => unconstrained(sender.text(t.clone())).now_or_never(),
-            OutFrame::Binary(b) => unconstrained(sender.binary(b.clone())).now_or_never(),
-            OutFrame::Ping(p) => unconstrained(sender.ping(p)).now_or_never(),
-            OutFrame::Pong(p) => unconstrained(sender.pong(p)).now_or_never(),
-        };
-        match result {
-            Some(Ok(())) => Ok(true),
-            Some(Err(_)) => Err(SendError::Closed),
-            None => Ok(false),
-        }
+        self.inner.out.push(frame)?;
+        self.touch();
+        Ok(())
     }
 
     /// Queues a frame: at once when there is room, otherwise waiting at most `send_timeout`,
     /// after which the peer, which has stopped reading, is considered dead: the connection is
     /// dropped and `on_close` gets 1006.
-    async fn queue(&self, frame: OutFrame) -> Result<(), SendError> {
-        let data = matches!(frame, OutFrame::Text(_) | OutFrame::Binary(_));
-        if !self.try_queue(&frame)? {
+    async fn queue(&self, frame: OutFrame, data: bool) -> Result<(), SendError> {
+        if !self.is_open() {
+            return Err(SendError::Closed);
+        }
+        match self.inner.out.push(frame) {
+            Ok(()) => {}
+            Err(Refused::Closed) => return Err(SendError::Closed),
             // Boxed: keeps the waiting machinery out of every caller's future.
-            Box::pin(self.queue_waiting(frame)).await?;
+            Err(Refused::Full(frame)) => Box::pin(self.queue_waiting(frame)).await?,
         }
         if data {
             self.touch();
@@ -380,12 +302,14 @@ impl Session {
     }
 
     async fn queue_waiting(&self, frame: OutFrame) -> Result<(), SendError> {
-        let mut sender = self.sender()?;
-        match frame {
-            OutFrame::Text(t) => deliver(&self.inner, sender.text(t)).await,
-            OutFrame::Binary(b) => deliver(&self.inner, sender.binary(b)).await,
-            OutFrame::Ping(p) => deliver(&self.inner, sender.ping(&p)).await,
-            OutFrame::Pong(p) => deliver(&self.inner, sender.pong(&p)).await,
+        match tokio::time::timeout(self.inner.send_timeout, self.inner.out.push_wait(frame)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(())) => Err(SendError::Closed),
+            Err(_) => {
+                self.inner
+                    .abort(CloseReason::abnormal("peer stopped reading"));
+                Err(SendError::Closed)
+            }
         }
     }
 
@@ -403,13 +327,14 @@ impl Session {
 
     /// Sends a text message (`getBasicRemote().sendText`).
     pub async fn text(&self, text: impl Into<String>) -> Result<(), SendError> {
-        self.queue(OutFrame::Text(ByteString::from(text.into())))
-            .await
+        let payload = Bytes::from(text.into().into_bytes());
+        self.queue(OutFrame::new(OpCode::Text, payload), true).await
     }
 
     /// Sends a binary message (`sendBinary`).
     pub async fn binary(&self, data: impl Into<Bytes>) -> Result<(), SendError> {
-        self.queue(OutFrame::Binary(data.into())).await
+        self.queue(OutFrame::new(OpCode::Binary, data.into()), true)
+            .await
     }
 
     /// Serialises `value` with serde_json and sends it as a text message.
@@ -421,20 +346,35 @@ impl Session {
     /// Sends any [`Sendable`] value (`sendObject`): `String`, `&str`, `Bytes`, `Vec<u8>`,
     /// `Json<T>`.
     pub async fn send<T: Sendable>(&self, value: T) -> Result<(), SendError> {
-        match value.into_outgoing()? {
-            Outgoing::Text(text) => self.text(text).await,
-            Outgoing::Binary(data) => self.binary(data).await,
+        self.send_message(value.into_message()?).await
+    }
+
+    pub(crate) async fn send_message(&self, msg: Message) -> Result<(), SendError> {
+        match msg {
+            Message::Text(text) => self.text(text).await,
+            Message::Binary(data) => self.binary(data).await,
+            Message::Pong(data) => self.pong(data).await,
         }
     }
 
     /// Sends a ping with an application payload (at most 125 bytes are sent).
     pub async fn ping(&self, payload: &[u8]) -> Result<(), SendError> {
-        self.queue(OutFrame::Ping(Bytes::copy_from_slice(payload)))
-            .await
+        let payload = &payload[..payload.len().min(125)];
+        self.queue(
+            OutFrame::new(OpCode::Ping, Bytes::copy_from_slice(payload)),
+            false,
+        )
+        .await
     }
 
     pub(crate) async fn pong(&self, payload: Bytes) -> Result<(), SendError> {
-        self.queue(OutFrame::Pong(payload)).await
+        self.queue(OutFrame::new(OpCode::Pong, payload), false)
+            .await
+    }
+
+    /// Bytes waiting in this session's outbound queue (the frame being written included).
+    pub fn buffered_amount(&self) -> usize {
+        self.inner.out.buffered()
     }
 
     /// Closes the session with `reason` (`close(CloseReason)`): sends the close frame, then the
@@ -445,67 +385,50 @@ impl Session {
     /// (below 1000, 1004–1006, 1015, 1016–2999, 5000 and above).
     pub async fn close(&self, reason: CloseReason) -> Result<(), SendError> {
         let code = reason.code_u16();
-        if !matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
+        if !wire::close::is_allowed(code) {
             return Err(SendError::InvalidCloseCode(code));
         }
-        let sender = self.inner.begin_close(reason.clone())?;
-        send_close(&self.inner, sender, reason).await;
+        let frame = close_payload(&reason);
+        self.inner.begin_close(reason, Some(frame))?;
         Ok(())
     }
-}
 
-async fn deliver<F>(inner: &Inner, send: F) -> Result<(), SendError>
-where
-    F: Future<Output = Result<(), actix_ws::Closed>>,
-{
-    let send = std::pin::pin!(send);
-    let mut send = send;
-    // The common case, room in the queue: no timer.
-    if let Some(result) = (&mut send).now_or_never() {
-        return result.map_err(|_| SendError::Closed);
-    }
-    let aborted = inner.aborted.notified();
-    if inner.is_aborted() {
-        return Err(SendError::Closed);
-    }
-    tokio::select! {
-        result = &mut send => result.map_err(|_| SendError::Closed),
-        _ = aborted => Err(SendError::Closed),
-        _ = tokio::time::sleep(inner.send_timeout) => {
-            inner.abort(CloseReason::abnormal("peer stopped reading"));
-            Err(SendError::Closed)
+    /// Shuts a dead peer's TCP socket down when actix-http is stuck writing to it.
+    ///
+    /// actix-http pulls the response body only while its write buffer has room, so a peer that
+    /// stopped reading keeps it from ever seeing the body's error. Only TCP connections served
+    /// with [`WsServerExt::with_ws_defaults`](crate::WsServerExt::with_ws_defaults) carry the
+    /// descriptor. Called from the connection task, which runs on the same worker thread as the
+    /// connection's dispatcher: while the body is alive the dispatcher, and so the socket, is.
+    pub(crate) fn shutdown_stalled_socket(&self) {
+        #[cfg(unix)]
+        if let Some(ConnFd(fd)) = self.inner.socket {
+            if self.inner.out.is_aborted() && self.inner.out.body_alive() {
+                use std::os::fd::FromRawFd;
+                // SAFETY: the descriptor is open (see above) and is not closed here: the
+                // borrowed stream is never dropped.
+                let stream =
+                    std::mem::ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(fd) });
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+            }
         }
     }
 }
 
-/// Queues the close frame (bounded by the send timeout like any send).
-pub(crate) async fn send_close(
-    inner: &Inner,
-    sender: Option<actix_ws::Session>,
-    reason: CloseReason,
-) {
-    if let Some(sender) = sender {
-        // An error means the connection is already gone; the close is then implicit.
-        let _ = deliver(inner, sender.close(Some(reason.into_actix()))).await;
-    }
-}
-
-/// Queues the echo of a peer's close frame.
-pub(crate) async fn echo_close(
-    inner: &Inner,
-    sender: actix_ws::Session,
-    reason: Option<actix_ws::CloseReason>,
-) {
-    let _ = deliver(inner, sender.close(reason)).await;
+/// The payload of a close frame carrying `reason` (its phrase cut to 123 bytes).
+pub(crate) fn close_payload(reason: &CloseReason) -> Bytes {
+    Bytes::from(wire::close::payload(reason.code_u16(), &reason.reason))
 }
 
 impl Inner {
-    /// Marks the session closed and records why. Returns the sender for the close frame, or
-    /// `Err(Closed)` if a close had already begun.
+    /// Marks the session closed and records why; queues `frame`'s close frame (a peer's close
+    /// answered, or the server's own), after which the body ends. `Err(Closed)` if a close had
+    /// already begun.
     pub(crate) fn begin_close(
         &self,
         reason: CloseReason,
-    ) -> Result<Option<actix_ws::Session>, SendError> {
+        frame: Option<Bytes>,
+    ) -> Result<(), SendError> {
         {
             // The reason is written under its lock before `open` turns false, so whoever sees
             // the session closed and then asks for the reason gets this one.
@@ -515,13 +438,20 @@ impl Inner {
             }
             *request = Some(reason);
         }
-        let sender = lock(&self.sender).take();
+        self.out
+            .finish(frame.map(|payload| OutFrame::new(OpCode::Close, payload)));
         self.close_waker.wake();
-        Ok(sender)
+        Ok(())
     }
 
-    /// Ends the connection without a close frame (peer gone, dead peer): drops the sender so the
-    /// response body ends, and wakes every blocked send. Returns the reason if this call closed
+    /// The peer's byte stream ended without a close frame: no more sends, but what is queued is
+    /// still written. Returns the reason if this call closed the session.
+    pub(crate) fn half_closed(&self, reason: CloseReason) -> Option<CloseReason> {
+        self.begin_close(reason.clone(), None).ok().map(|()| reason)
+    }
+
+    /// Ends the connection without a close frame (dead peer): drops what is queued and fails
+    /// the body so that actix-http drops the connection. Returns the reason if this call closed
     /// the session.
     pub(crate) fn abort(&self, reason: CloseReason) -> Option<CloseReason> {
         let first = {
@@ -532,20 +462,9 @@ impl Inner {
             }
             was_open
         };
-        self.aborted_flag.store(true, Ordering::Release);
-        drop(lock(&self.sender).take());
-        if let Some(socket) = &self.socket {
-            // actix-http would otherwise go on trying to write what it has buffered to a peer
-            // that reads nothing, holding the connection (and its buffers) open.
-            socket.shutdown();
-        }
-        self.aborted.notify_waiters();
+        self.out.abort();
         self.close_waker.wake();
         first.then_some(reason)
-    }
-
-    fn is_aborted(&self) -> bool {
-        self.aborted_flag.load(Ordering::Acquire)
     }
 
     pub(crate) fn close_reason(&self) -> Option<CloseReason> {
@@ -570,3 +489,9 @@ impl PartialEq for Session {
 }
 
 impl Eq for Session {}
+
+impl std::hash::Hash for Session {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.inner.id.hash(state);
+    }
+}

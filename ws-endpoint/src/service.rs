@@ -1,0 +1,260 @@
+//! The actix-web side of an endpoint: [`EndpointService`] (an `HttpServiceFactory`), the
+//! handshake checks, and the upgrade, after which the connection task and the response body
+//! carry every frame.
+
+use std::{any::TypeId, marker::PhantomData, sync::Arc, time::Duration};
+
+use actix_web::{
+    dev::{AppService, HttpServiceFactory},
+    web, FromRequest, HttpRequest, HttpResponse,
+};
+
+use crate::{
+    config::EndpointConfig,
+    connection,
+    endpoint::Endpoint,
+    handshake, registry,
+    session::{Body, ConnFd, Session, SessionSettings},
+    wire::{Decoder, Limits, Role},
+};
+
+/// The actix-web service of one endpoint, returned by `MyEndpoint::endpoint()`.
+///
+/// Register it with `App::new().service(MyEndpoint::endpoint())`. Every attribute of
+/// `#[server_endpoint]` can be overridden here at runtime, e.g. from a config file or the
+/// environment.
+///
+/// ```
+/// use std::time::Duration;
+/// use ws_endpoint::prelude::*;
+///
+/// #[derive(Default)]
+/// struct Echo;
+///
+/// #[server_endpoint("/echo", max_message_size = 4096)]
+/// impl Echo {
+///     #[on_message]
+///     fn text(&mut self, msg: String) -> String { msg }
+/// }
+///
+/// let service = Echo::endpoint()
+///     .path("/v2/echo")
+///     .max_message_size(1 << 20)
+///     .idle_timeout(Duration::from_secs(300));
+/// assert_eq!(service.config().path, "/v2/echo");
+/// let app = actix_web::App::new().service(service);
+/// ```
+pub struct EndpointService<E> {
+    config: EndpointConfig,
+    _endpoint: PhantomData<fn() -> E>,
+}
+
+impl<E: Endpoint> EndpointService<E> {
+    #[doc(hidden)]
+    pub fn new() -> Self {
+        Self {
+            config: E::config(),
+            _endpoint: PhantomData,
+        }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &EndpointConfig {
+        &self.config
+    }
+
+    /// Replaces all settings (start from [`config`](Self::config) to keep the attributes).
+    pub fn with_config(mut self, config: EndpointConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Serves the endpoint at another path. The path must keep the template's `{params}`.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.config.path = path.into();
+        self
+    }
+
+    /// Sets the limit for text and binary messages.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.config = self.config.max_message_size(bytes);
+        self
+    }
+
+    /// Sets the limit for text messages.
+    pub fn max_text_message_size(mut self, bytes: usize) -> Self {
+        self.config.max_text_message_size = bytes;
+        self
+    }
+
+    /// Sets the limit for binary messages.
+    pub fn max_binary_message_size(mut self, bytes: usize) -> Self {
+        self.config.max_binary_message_size = bytes;
+        self
+    }
+
+    /// Sets the subprotocols.
+    pub fn subprotocols<S: Into<String>>(mut self, protocols: impl IntoIterator<Item = S>) -> Self {
+        self.config = self.config.subprotocols(protocols);
+        self
+    }
+
+    /// Sets the allowed cross origins (`"*"` for any).
+    pub fn allowed_origins<S: Into<String>>(
+        mut self,
+        origins: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.config = self.config.allowed_origins(origins);
+        self
+    }
+
+    /// Sets the idle timeout.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// Disables the idle timeout.
+    pub fn no_idle_timeout(mut self) -> Self {
+        self.config.idle_timeout = None;
+        self
+    }
+
+    /// Sets the heartbeat: a ping every `interval`, answered within `pong_timeout`.
+    pub fn heartbeat(mut self, interval: Duration, pong_timeout: Duration) -> Self {
+        self.config = self.config.heartbeat(Some(interval), pong_timeout);
+        self
+    }
+
+    /// Sets how long a send may wait for a peer that does not read (then 1006).
+    pub fn send_timeout(mut self, timeout: Duration) -> Self {
+        self.config.send_timeout = timeout;
+        self
+    }
+
+    /// Sets the outbound queue's budget in bytes (see [`EndpointConfig::max_buffered`]).
+    pub fn max_buffered(mut self, bytes: usize) -> Self {
+        self.config.max_buffered = bytes;
+        self
+    }
+
+    /// Sets what a broadcast does with a session whose outbound queue is full.
+    pub fn slow_consumer(mut self, policy: crate::SlowConsumer) -> Self {
+        self.config.slow_consumer = policy;
+        self
+    }
+
+    /// The [`Hub`](crate::Hub) of this endpoint (broadcast, rooms).
+    pub fn hub(&self) -> crate::Hub {
+        crate::Hub::of::<E>()
+    }
+
+    /// Disables the heartbeat.
+    pub fn no_heartbeat(mut self) -> Self {
+        self.config.ping_interval = None;
+        self
+    }
+}
+
+impl<E: Endpoint> Default for EndpointService<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<E> std::fmt::Debug for EndpointService<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointService")
+            .field("endpoint", &std::any::type_name::<E>())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// Settings of one registered endpoint, stored in the resource's app data.
+struct Settings<E> {
+    config: Arc<EndpointConfig>,
+    protocols: Vec<String>,
+    _endpoint: PhantomData<fn() -> E>,
+}
+
+impl<E: Endpoint> HttpServiceFactory for EndpointService<E> {
+    fn register(self, config: &mut AppService) {
+        let settings = Settings::<E> {
+            protocols: self.config.subprotocols.clone(),
+            config: Arc::new(self.config),
+            _endpoint: PhantomData,
+        };
+        let path = settings.config.path.clone();
+        web::resource(path)
+            .app_data(web::Data::new(settings))
+            .route(web::get().to(upgrade::<E>))
+            .register(config)
+    }
+}
+
+/// The actix-web handler: validates the handshake, runs the extractors, upgrades, and spawns the
+/// connection task.
+async fn upgrade<E: Endpoint>(
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, actix_web::Error> {
+    let Some(settings) = req.app_data::<web::Data<Settings<E>>>().cloned() else {
+        return Ok(HttpResponse::InternalServerError().body("ws-endpoint: settings missing"));
+    };
+    let config = settings.config.clone();
+
+    if let Some(refusal) = handshake::refusal(&req, &config) {
+        return Ok(refusal);
+    }
+    if registry::shutting_down() {
+        return Ok(HttpResponse::ServiceUnavailable().body("server shutting down"));
+    }
+    if let Err(message) = E::check_path_params(&req) {
+        return Ok(HttpResponse::BadRequest().body(message));
+    }
+
+    // Extractors see an empty body: the request's payload is the WebSocket byte stream.
+    let args = E::OpenArgs::from_request(&req, &mut actix_web::dev::Payload::None)
+        .await
+        .map_err(Into::into)?;
+    let payload = payload.into_inner();
+
+    // actix-ws performs the handshake (key, version, subprotocol, the 101 response); every
+    // frame after it is ours: the request payload goes to the connection task's decoder, the
+    // response body is the session's outbound queue. actix-ws's own channel and stream are
+    // dropped unused.
+    let empty = web::Payload::from_request(&req, &mut actix_web::dev::Payload::None).await?;
+    let protocols: Vec<&str> = settings.protocols.iter().map(String::as_str).collect();
+    let (response, _unused_session, _unused_stream) =
+        actix_ws::handle_with_protocols(&req, empty, &protocols)?;
+
+    let info = handshake::info(&req, &response);
+    let session = Session::new(
+        (TypeId::of::<E>(), std::any::type_name::<E>()),
+        info,
+        SessionSettings {
+            send_timeout: config.send_timeout,
+            slow_consumer: config.slow_consumer,
+            track_idle: config.idle_timeout.is_some(),
+            max_buffered: config.max_buffered,
+            socket: req.conn_data::<ConnFd>().copied(),
+        },
+    );
+    let body = Body::new(session.inner.out.clone());
+    // Registered before the task is spawned, and unregistered when the guard drops: even a
+    // task dropped before its first poll leaves no session behind.
+    let registered = registry::Registered::new(&session);
+
+    let decoder = Decoder::new(
+        Role::Server,
+        Limits {
+            text: E::TEXT.then_some(config.max_text_message_size),
+            binary: E::BINARY.then_some(config.max_binary_message_size),
+        },
+    );
+    actix_web::rt::spawn(connection::run::<E>(
+        session, registered, payload, decoder, config, args,
+    ));
+    Ok(response.set_body(body).map_into_boxed_body())
+}

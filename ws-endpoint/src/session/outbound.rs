@@ -1,0 +1,524 @@
+//! A session's outbound queue, bounded in bytes, and the response body that drains it.
+//!
+//! Frames wait here as an opcode and a payload ([`OutFrame`]); a broadcast puts the same
+//! payload `Bytes` in every recipient's queue (no per-session copy or re-encode of the payload).
+//! actix-http pulls the response body ([`Body`]) whenever its write buffer has room: small
+//! frames are then encoded together into one chunk (several frames per write), and a large
+//! payload is handed over in slices of [`SLICE`] bytes, because actix-http copies every chunk
+//! it gets into its write buffer.
+//!
+//! **The budget.** A queue holds at most `max_buffered` bytes (frame headers included), counted
+//! from the moment a frame is queued until its last byte has been handed to actix-http. A frame
+//! that does not fit waits (a send, up to `send_timeout`) or is refused (a broadcast, which
+//! then applies `slow_consumer`); but when the queue is empty a frame of any size is accepted,
+//! so that a message larger than the budget can still be sent. So one session's outbound memory
+//! is at most `max(max_buffered, largest message) + BATCH + actix-http's write buffer (32 KiB
+//! plus one slice)`. Across the process, the bytes of all queues are capped by
+//! [`set_max_buffered_total`](crate::set_max_buffered_total): at the cap, queues that are not
+//! empty take nothing more, with the same policies.
+
+use std::{
+    collections::VecDeque,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Mutex, MutexGuard,
+    },
+    task::{Context, Poll, Waker},
+};
+
+use actix_web::body::{BodySize, MessageBody};
+use bytes::{Bytes, BytesMut};
+use tokio::sync::Notify;
+
+use crate::wire::{Header, OpCode, MAX_HEADER};
+
+/// Most bytes of one chunk of a large payload handed to actix-http at a time.
+pub(crate) const SLICE: usize = 32 * 1024;
+/// Frames up to this payload size are copied into the batch; larger ones are handed over as
+/// slices of their own `Bytes`.
+const INLINE: usize = 4 * 1024;
+/// A batch is handed over once it holds this much.
+const BATCH: usize = 16 * 1024;
+
+/// Default of the process-wide cap on queued outbound bytes: 1 GiB.
+pub const DEFAULT_MAX_BUFFERED_TOTAL: usize = 1 << 30;
+
+static TOTAL: AtomicUsize = AtomicUsize::new(0);
+static TOTAL_CAP: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_BUFFERED_TOTAL);
+
+/// Caps the bytes queued for sending across all sessions of this process (a server-wide
+/// setting; default [`DEFAULT_MAX_BUFFERED_TOTAL`]). When the cap is reached, a queue that is not
+/// empty takes no more: sends wait (up to `send_timeout`), broadcasts apply `slow_consumer`.
+/// Each session's own `max_buffered` applies as well.
+///
+/// ```
+/// ws_endpoint::set_max_buffered_total(512 << 20);
+/// assert_eq!(ws_endpoint::max_buffered_total(), 512 << 20);
+/// # ws_endpoint::set_max_buffered_total(ws_endpoint::DEFAULT_MAX_BUFFERED_TOTAL);
+/// ```
+pub fn set_max_buffered_total(bytes: usize) {
+    TOTAL_CAP.store(bytes, Ordering::Relaxed);
+}
+
+/// The process-wide cap set by [`set_max_buffered_total`].
+pub fn max_buffered_total() -> usize {
+    TOTAL_CAP.load(Ordering::Relaxed)
+}
+
+/// Bytes queued for sending across all sessions of this process right now.
+pub fn buffered_total() -> usize {
+    TOTAL.load(Ordering::Relaxed)
+}
+
+/// A frame waiting to be written: the first header byte's fields and the payload.
+#[derive(Clone)]
+pub(crate) struct OutFrame {
+    pub(crate) opcode: OpCode,
+    pub(crate) rsv1: bool,
+    pub(crate) payload: Bytes,
+}
+
+impl OutFrame {
+    pub(crate) fn new(opcode: OpCode, payload: Bytes) -> Self {
+        Self {
+            opcode,
+            rsv1: false,
+            payload,
+        }
+    }
+
+    /// Bytes this frame counts for in the budget.
+    fn size(&self) -> usize {
+        let n = self.payload.len();
+        n + match n {
+            0..=125 => 2,
+            126..=65535 => 4,
+            _ => 10,
+        }
+    }
+
+    fn header(&self, out: &mut BytesMut) {
+        let mut raw = [0u8; MAX_HEADER];
+        let n = Header {
+            fin: true,
+            rsv1: self.rsv1,
+            opcode: self.opcode,
+            mask: None,
+            len: self.payload.len() as u64,
+        }
+        .encode(&mut raw);
+        out.extend_from_slice(&raw[..n]);
+    }
+}
+
+/// Why a frame was not queued.
+pub(crate) enum Refused {
+    /// The budget is used up; try again when the writer has made room.
+    Full(OutFrame),
+    /// The session is closing or closed.
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Sends are taken.
+    Open,
+    /// No more sends; write what is queued, then end the body (the connection closes).
+    Finish,
+    /// Drop everything; end the body with an error (the connection is dropped).
+    Abort,
+}
+
+struct Queue {
+    frames: VecDeque<OutFrame>,
+    /// Queued bytes plus those of the frame being handed over.
+    bytes: usize,
+    end: End,
+    writer: Option<Waker>,
+    /// Whether actix-http still holds the body (and so the connection).
+    body_alive: bool,
+    /// The body has ended (finished or failed) or was dropped.
+    done: bool,
+    done_waker: Option<Waker>,
+}
+
+/// The queue shared by the session handles (senders) and the response body (the writer).
+pub(crate) struct Outbound {
+    q: Mutex<Queue>,
+    budget: usize,
+    /// Senders waiting for room.
+    space: Notify,
+    waiting: AtomicUsize,
+}
+
+fn lock(m: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Outbound {
+    pub(crate) fn new(budget: usize) -> Self {
+        Self {
+            q: Mutex::new(Queue {
+                frames: VecDeque::new(),
+                bytes: 0,
+                end: End::Open,
+                writer: None,
+                body_alive: false,
+                done: false,
+                done_waker: None,
+            }),
+            budget,
+            space: Notify::new(),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    /// Queues a frame if the budget has room (or the queue is empty). Never waits.
+    pub(crate) fn push(&self, frame: OutFrame) -> Result<(), Refused> {
+        let size = frame.size();
+        let waker = {
+            let mut q = lock(&self.q);
+            if q.end != End::Open {
+                return Err(Refused::Closed);
+            }
+            if q.bytes > 0
+                && (q.bytes + size > self.budget
+                    || TOTAL.load(Ordering::Relaxed) + size > TOTAL_CAP.load(Ordering::Relaxed))
+            {
+                return Err(Refused::Full(frame));
+            }
+            q.bytes += size;
+            TOTAL.fetch_add(size, Ordering::Relaxed);
+            q.frames.push_back(frame);
+            q.writer.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Queues a frame, waiting for room; `Err(Closed)` if the session closes meanwhile.
+    /// The caller bounds the wait (`send_timeout`).
+    pub(crate) async fn push_wait(&self, mut frame: OutFrame) -> Result<(), ()> {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let result = loop {
+            let notified = self.space.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            match self.push(frame) {
+                Ok(()) => break Ok(()),
+                Err(Refused::Closed) => break Err(()),
+                Err(Refused::Full(f)) => frame = f,
+            }
+            notified.await;
+        };
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        result
+    }
+
+    /// Queues a last frame (the close frame) whatever the budget, and stops taking sends: the
+    /// body ends once it is written. `false` if the queue was already closing.
+    pub(crate) fn finish(&self, last: Option<OutFrame>) -> bool {
+        let waker = {
+            let mut q = lock(&self.q);
+            if q.end != End::Open {
+                return false;
+            }
+            if let Some(frame) = last {
+                let size = frame.size();
+                q.bytes += size;
+                TOTAL.fetch_add(size, Ordering::Relaxed);
+                q.frames.push_back(frame);
+            }
+            q.end = End::Finish;
+            q.writer.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        self.space.notify_waiters();
+        true
+    }
+
+    /// Drops what is queued and fails the body, so that actix-http drops the connection.
+    pub(crate) fn abort(&self) {
+        let waker = {
+            let mut q = lock(&self.q);
+            if q.end == End::Abort {
+                return;
+            }
+            q.end = End::Abort;
+            let queued: usize = q.frames.drain(..).map(|f| f.size()).sum();
+            q.bytes -= queued;
+            TOTAL.fetch_sub(queued, Ordering::Relaxed);
+            q.writer.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        self.space.notify_waiters();
+    }
+
+    pub(crate) fn is_aborted(&self) -> bool {
+        lock(&self.q).end == End::Abort
+    }
+
+    /// Whether actix-http still holds the body: the connection is still there.
+    pub(crate) fn body_alive(&self) -> bool {
+        lock(&self.q).body_alive
+    }
+
+    /// Ready once the body has ended (everything written, or failed) or was dropped.
+    pub(crate) fn done(&self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            let mut q = lock(&self.q);
+            if q.done || !q.body_alive {
+                Poll::Ready(())
+            } else {
+                q.done_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+    }
+
+    /// Queued bytes (test and bench use).
+    #[allow(dead_code)]
+    pub(crate) fn buffered(&self) -> usize {
+        lock(&self.q).bytes
+    }
+
+    fn release(&self, q: &mut Queue, bytes: usize) {
+        if bytes > 0 {
+            q.bytes -= bytes;
+            TOTAL.fetch_sub(bytes, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The WebSocket connection's response body: what actix-http writes to the socket.
+pub(crate) struct Body {
+    out: std::sync::Arc<Outbound>,
+    batch: BytesMut,
+    /// The rest of a large payload being handed over, and its frame's budget size.
+    large: Option<(Bytes, usize)>,
+    failed: bool,
+}
+
+impl Body {
+    pub(crate) fn new(out: std::sync::Arc<Outbound>) -> Self {
+        lock(&out.q).body_alive = true;
+        Self {
+            out,
+            batch: BytesMut::new(),
+            large: None,
+            failed: false,
+        }
+    }
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        let waker = {
+            let mut q = lock(&self.out.q);
+            q.body_alive = false;
+            q.done = true;
+            if let Some((_, size)) = self.large.take() {
+                self.out.release(&mut q, size);
+            }
+            let queued: usize = q.frames.drain(..).map(|f| f.size()).sum();
+            self.out.release(&mut q, queued);
+            if q.end == End::Open {
+                q.end = End::Abort;
+            }
+            q.done_waker.take()
+        };
+        self.out.space.notify_waiters();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+/// The body failed on purpose: the peer is dead or stalled.
+#[derive(Debug)]
+pub(crate) struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebSocket peer dropped (dead or not reading)")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+impl MessageBody for Body {
+    type Error = Dropped;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        if this.failed {
+            return Poll::Ready(None);
+        }
+        let mut q = lock(&this.out.q);
+        if q.end == End::Abort {
+            this.failed = true;
+            q.done = true;
+            if let Some((_, size)) = this.large.take() {
+                this.out.release(&mut q, size);
+            }
+            let w = q.done_waker.take();
+            drop(q);
+            if let Some(w) = w {
+                w.wake();
+            }
+            return Poll::Ready(Some(Err(Dropped)));
+        }
+        if let Some((rest, size)) = this.large.as_mut() {
+            let n = rest.len().min(SLICE);
+            let chunk = rest.split_to(n);
+            if rest.is_empty() {
+                let size = *size;
+                this.large = None;
+                this.out.release(&mut q, size);
+                drop(q);
+                this.wake_senders();
+            }
+            return Poll::Ready(Some(Ok(chunk)));
+        }
+        let mut released = 0;
+        while this.batch.len() < BATCH {
+            let Some(frame) = q.frames.pop_front() else {
+                break;
+            };
+            let size = frame.size();
+            this.batch
+                .reserve(MAX_HEADER + frame.payload.len().min(INLINE));
+            frame.header(&mut this.batch);
+            if frame.payload.len() <= INLINE {
+                this.batch.extend_from_slice(&frame.payload);
+                released += size;
+            } else {
+                this.large = Some((frame.payload, size));
+                break;
+            }
+        }
+        this.out.release(&mut q, released);
+        if !this.batch.is_empty() {
+            drop(q);
+            if released > 0 {
+                this.wake_senders();
+            }
+            return Poll::Ready(Some(Ok(this.batch.split().freeze())));
+        }
+        if q.end == End::Finish {
+            q.done = true;
+            let w = q.done_waker.take();
+            drop(q);
+            if let Some(w) = w {
+                w.wake();
+            }
+            return Poll::Ready(None);
+        }
+        match &q.writer {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => q.writer = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl Body {
+    fn wake_senders(&self) {
+        if self.out.waiting.load(Ordering::Acquire) > 0 {
+            self.out.space.notify_waiters();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::{pin::pin, sync::Arc};
+
+    fn poll(body: &mut Pin<&mut Body>) -> Poll<Option<Result<Bytes, Dropped>>> {
+        let waker = futures_util::task::noop_waker();
+        body.as_mut().poll_next(&mut Context::from_waker(&waker))
+    }
+
+    fn text(n: usize) -> OutFrame {
+        OutFrame::new(OpCode::Text, Bytes::from(vec![b'a'; n]))
+    }
+
+    #[test]
+    fn budget_counts_bytes_and_an_empty_queue_takes_any_size() {
+        let out = Arc::new(Outbound::new(1000));
+        let body = Body::new(out.clone());
+        let mut body = pin!(body);
+        assert!(out.push(text(5000)).is_ok()); // empty queue: accepted whatever its size
+        assert!(matches!(out.push(text(10)), Err(Refused::Full(_))));
+        // header + first slice of nothing: the header goes in the batch, the payload after
+        let Poll::Ready(Some(Ok(head))) = poll(&mut body) else {
+            panic!()
+        };
+        assert_eq!(head.len(), 4);
+        let Poll::Ready(Some(Ok(payload))) = poll(&mut body) else {
+            panic!()
+        };
+        assert_eq!(payload.len(), 5000);
+        assert_eq!(out.buffered(), 0);
+        for _ in 0..10 {
+            assert!(out.push(text(90)).is_ok());
+        }
+        assert_eq!(out.buffered(), 920);
+        assert!(matches!(out.push(text(90)), Err(Refused::Full(_))));
+        // several frames in one chunk
+        let Poll::Ready(Some(Ok(batch))) = poll(&mut body) else {
+            panic!()
+        };
+        assert_eq!(batch.len(), 920);
+        assert!(poll(&mut body).is_pending());
+    }
+
+    #[test]
+    fn large_payloads_go_in_slices_and_finish_ends_the_body() {
+        let out = Arc::new(Outbound::new(1 << 20));
+        let body = Body::new(out.clone());
+        let mut body = pin!(body);
+        out.push(OutFrame::new(OpCode::Binary, Bytes::from(vec![1; 100_000])))
+            .ok()
+            .unwrap();
+        assert!(out.finish(Some(OutFrame::new(
+            OpCode::Close,
+            Bytes::from_static(&[3, 232])
+        ))));
+        assert!(matches!(out.push(text(1)), Err(Refused::Closed)));
+        let mut sizes = Vec::new();
+        while let Poll::Ready(Some(Ok(chunk))) = poll(&mut body) {
+            sizes.push(chunk.len());
+        }
+        assert_eq!(sizes, vec![10, SLICE, SLICE, SLICE, 100_000 - 3 * SLICE, 4]);
+        assert!(matches!(poll(&mut body), Poll::Ready(None)));
+        assert_eq!(out.buffered(), 0);
+    }
+
+    #[test]
+    fn abort_fails_the_body_and_frees_the_queue() {
+        let out = Arc::new(Outbound::new(1 << 20));
+        let body = Body::new(out.clone());
+        let mut body = pin!(body);
+        out.push(text(10)).ok().unwrap();
+        out.abort();
+        assert_eq!(out.buffered(), 0);
+        assert!(matches!(poll(&mut body), Poll::Ready(Some(Err(Dropped)))));
+        assert!(matches!(poll(&mut body), Poll::Ready(None)));
+    }
+}

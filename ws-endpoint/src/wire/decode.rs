@@ -1,0 +1,549 @@
+//! The decoder: a byte stream, cut anywhere, in; messages and control frames out.
+//!
+//! Every byte is handled once: the header is parsed once into a [`Header`]; the payload is
+//! unmasked while it is copied into the buffer the message is handed over in (a word at a time);
+//! text is validated as its bytes arrive, so invalid UTF-8 fails before the rest of its frame is
+//! sent; a message over its limit fails on the frame header, before any of its payload is read.
+//! The decoder consumes all the input it is given and keeps what it needs (a partial header of
+//! at most 14 bytes, the message so far), so the caller's chunks can be dropped at once and the
+//! events are the same however the stream is split.
+
+use super::{
+    close,
+    frame::{extend_unmasked, Header, OpCode},
+    utf8::Utf8Validator,
+    DataKind, WireError,
+};
+
+/// Which side of the connection the decoder reads for: a server reads masked frames (RFC 6455
+/// §5.1: an unmasked client frame is a protocol error), a client unmasked ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Reads what a client sends.
+    Server,
+    /// Reads what a server sends.
+    Client,
+}
+
+/// How data frames are handed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assembly {
+    /// Whole messages, fragments reassembled.
+    Messages,
+    /// Each data frame as it completes ([`Event::Fragment`]): for handlers that take a message
+    /// in parts. Limits still count the whole message.
+    Frames,
+}
+
+/// Per-kind message limits; `None`: the endpoint takes no messages of that kind (1003).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest text message, in bytes.
+    pub text: Option<usize>,
+    /// Largest binary message, in bytes.
+    pub binary: Option<usize>,
+}
+
+/// What the decoder hands over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A whole text message, validated.
+    Text(String),
+    /// A whole binary message.
+    Binary(Vec<u8>),
+    /// A whole message whose first frame had RSV1 set (only when [`Decoder::allow_rsv1`] was
+    /// called): the per-message transform (inflate) comes next, then validation.
+    Compressed {
+        /// Text or binary.
+        kind: DataKind,
+        /// The payload as received.
+        payload: Vec<u8>,
+    },
+    /// With [`Assembly::Frames`]: one data frame of a message. Text is validated so far (a
+    /// character may continue in the next fragment); the last one (`fin`) is validated whole.
+    Fragment {
+        /// Text or binary.
+        kind: DataKind,
+        /// The frame's payload.
+        payload: Vec<u8>,
+        /// The message's first frame.
+        first: bool,
+        /// The message's last frame.
+        fin: bool,
+        /// RSV1 was set on the first frame.
+        compressed: bool,
+    },
+    /// A ping's payload (at most 125 bytes).
+    Ping(Vec<u8>),
+    /// A pong's payload.
+    Pong(Vec<u8>),
+    /// The peer's close frame: `None` when it carried no code.
+    Close(Option<(u16, String)>),
+}
+
+/// Most a frame header can make the decoder reserve ahead of its payload.
+const RESERVE_CAP: u64 = 1 << 20;
+
+#[derive(Debug, Clone, Copy)]
+struct Current {
+    header: Header,
+    /// Payload bytes received so far.
+    got: u64,
+    /// Whether the payload is text to validate as it arrives.
+    validate: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Partial {
+    kind: DataKind,
+    compressed: bool,
+    /// Payload bytes of the message so far, this frame's included once it is complete.
+    size: u64,
+}
+
+/// The receive side of one connection.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    role: Role,
+    assembly: Assembly,
+    limits: Limits,
+    rsv1: bool,
+    stash: [u8; super::MAX_HEADER],
+    stash_len: usize,
+    current: Option<Current>,
+    message: Option<Partial>,
+    /// The data message (or, with `Frames`, the frame) being received.
+    data: Vec<u8>,
+    control: Vec<u8>,
+    utf8: Utf8Validator,
+}
+
+impl Decoder {
+    /// A decoder for `role` with the given limits, handing over whole messages.
+    pub fn new(role: Role, limits: Limits) -> Self {
+        Self {
+            role,
+            assembly: Assembly::Messages,
+            limits,
+            rsv1: false,
+            stash: [0; super::MAX_HEADER],
+            stash_len: 0,
+            current: None,
+            message: None,
+            data: Vec::new(),
+            control: Vec::new(),
+            utf8: Utf8Validator::default(),
+        }
+    }
+
+    /// Hands over data frames as they complete instead of whole messages.
+    pub fn assembly(mut self, assembly: Assembly) -> Self {
+        self.assembly = assembly;
+        self
+    }
+
+    /// Accepts RSV1 on the first frame of a data message (a negotiated permessage-deflate).
+    pub fn allow_rsv1(mut self) -> Self {
+        self.rsv1 = true;
+        self
+    }
+
+    /// Whether a frame has partly arrived (its header or payload).
+    pub fn in_frame(&self) -> bool {
+        self.stash_len > 0 || self.current.is_some()
+    }
+
+    /// Decodes from `input`, advancing it past what was consumed, up to the next event. `Ok(None)`:
+    /// all of `input` was consumed and more is needed. After an `Err` the stream is unusable.
+    pub fn decode(&mut self, input: &mut &[u8]) -> Result<Option<Event>, WireError> {
+        loop {
+            let Some(mut cur) = self.current else {
+                if !self.read_header(input)? {
+                    return Ok(None);
+                }
+                continue;
+            };
+            let remaining = cur.header.len - cur.got;
+            let take = remaining.min(input.len() as u64) as usize;
+            if take > 0 {
+                let (now, rest) = input.split_at(take);
+                let target = if cur.header.opcode.is_control() {
+                    &mut self.control
+                } else {
+                    &mut self.data
+                };
+                let start = target.len();
+                extend_unmasked(target, now, cur.header.mask, cur.got as usize);
+                if cur.validate {
+                    self.utf8.feed(&target[start..])?;
+                }
+                cur.got += take as u64;
+                *input = rest;
+            }
+            if cur.got < cur.header.len {
+                self.current = Some(cur);
+                return Ok(None);
+            }
+            self.current = None;
+            if let Some(event) = self.complete(cur)? {
+                return Ok(Some(event));
+            }
+        }
+    }
+
+    /// Reads a header from the stash and `input`; `false` when more bytes are needed.
+    fn read_header(&mut self, input: &mut &[u8]) -> Result<bool, WireError> {
+        let parsed = if self.stash_len == 0 {
+            match Header::parse(input).map_err(WireError::Protocol)? {
+                Some((header, size)) => {
+                    *input = &input[size..];
+                    header
+                }
+                None => {
+                    self.stash[..input.len()].copy_from_slice(input);
+                    self.stash_len = input.len();
+                    *input = &[];
+                    return Ok(false);
+                }
+            }
+        } else {
+            let had = self.stash_len;
+            let copy = (self.stash.len() - had).min(input.len());
+            self.stash[had..had + copy].copy_from_slice(&input[..copy]);
+            match Header::parse(&self.stash[..had + copy]).map_err(WireError::Protocol)? {
+                Some((header, size)) => {
+                    *input = &input[size - had..];
+                    self.stash_len = 0;
+                    header
+                }
+                None => {
+                    self.stash_len = had + copy;
+                    *input = &input[copy..];
+                    return Ok(false);
+                }
+            }
+        };
+        self.start(parsed)?;
+        Ok(true)
+    }
+
+    fn limit(&self, kind: DataKind) -> Result<usize, WireError> {
+        match kind {
+            DataKind::Text => self.limits.text,
+            DataKind::Binary => self.limits.binary,
+        }
+        .ok_or(WireError::Unsupported(kind))
+    }
+
+    /// Checks a new frame's header against the connection's state and limits.
+    fn start(&mut self, header: Header) -> Result<(), WireError> {
+        match (self.role, header.mask.is_some()) {
+            (Role::Server, false) => return Err(WireError::Protocol("client frame is not masked")),
+            (Role::Client, true) => return Err(WireError::Protocol("server frame is masked")),
+            _ => {}
+        }
+        let mut validate = false;
+        if header.opcode.is_control() {
+            if !header.fin {
+                return Err(WireError::Protocol("fragmented control frame"));
+            }
+            if header.len > 125 {
+                return Err(WireError::Protocol("control frame longer than 125 bytes"));
+            }
+            if header.rsv1 {
+                return Err(WireError::Protocol("RSV1 set on a control frame"));
+            }
+            self.control.clear();
+        } else {
+            let partial = match (header.opcode, self.message) {
+                (OpCode::Continuation, Some(p)) => {
+                    if header.rsv1 {
+                        return Err(WireError::Protocol("RSV1 set on a continuation frame"));
+                    }
+                    p
+                }
+                (OpCode::Continuation, None) => {
+                    return Err(WireError::Protocol(
+                        "continuation frame without a message to continue",
+                    ))
+                }
+                (_, Some(_)) => {
+                    return Err(WireError::Protocol(
+                        "new data frame inside a fragmented message",
+                    ))
+                }
+                (op, None) => {
+                    if header.rsv1 && !self.rsv1 {
+                        return Err(WireError::Protocol(
+                            "reserved bit RSV1 set without a negotiated extension",
+                        ));
+                    }
+                    let kind = if op == OpCode::Text {
+                        DataKind::Text
+                    } else {
+                        DataKind::Binary
+                    };
+                    Partial {
+                        kind,
+                        compressed: header.rsv1,
+                        size: 0,
+                    }
+                }
+            };
+            let limit = self.limit(partial.kind)?;
+            let size = partial.size.saturating_add(header.len);
+            if size > limit as u64 {
+                return Err(WireError::TooBig { size, limit });
+            }
+            // Room for the whole frame at once (it is within the limit), capped so that a
+            // header alone cannot make the server allocate much.
+            self.data.reserve(header.len.min(RESERVE_CAP) as usize);
+            validate = partial.kind == DataKind::Text && !partial.compressed;
+            self.message = Some(Partial { size, ..partial });
+        }
+        self.current = Some(Current {
+            header,
+            got: 0,
+            validate,
+        });
+        Ok(())
+    }
+
+    /// A frame is complete: the event it makes, if any.
+    fn complete(&mut self, cur: Current) -> Result<Option<Event>, WireError> {
+        let header = cur.header;
+        match header.opcode {
+            OpCode::Ping => return Ok(Some(Event::Ping(std::mem::take(&mut self.control)))),
+            OpCode::Pong => return Ok(Some(Event::Pong(std::mem::take(&mut self.control)))),
+            OpCode::Close => return close::parse(&self.control).map(|c| Some(Event::Close(c))),
+            _ => {}
+        }
+        let Some(partial) = self.message else {
+            return Err(WireError::Protocol("data frame without a message"));
+        };
+        if header.fin {
+            self.message = None;
+            if cur.validate {
+                self.utf8.finish()?;
+            }
+        }
+        if self.assembly == Assembly::Frames {
+            let first = partial.size == header.len;
+            return Ok(Some(Event::Fragment {
+                kind: partial.kind,
+                payload: std::mem::take(&mut self.data),
+                first,
+                fin: header.fin,
+                compressed: partial.compressed,
+            }));
+        }
+        if !header.fin {
+            return Ok(None);
+        }
+        let payload = std::mem::take(&mut self.data);
+        Ok(Some(match (partial.kind, partial.compressed) {
+            (kind, true) => Event::Compressed { kind, payload },
+            // SAFETY: every byte of the message went through `self.utf8`, which accepted it
+            // piece by piece and then as complete (`finish` above).
+            (DataKind::Text, false) => Event::Text(unsafe { String::from_utf8_unchecked(payload) }),
+            (DataKind::Binary, false) => Event::Binary(payload),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::frame::{apply_mask, encode_header};
+    use proptest::prelude::*;
+
+    const LIMITS: Limits = Limits {
+        text: Some(1 << 16),
+        binary: Some(1 << 16),
+    };
+
+    fn frame(op: OpCode, fin: bool, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_header(&mut out, op, fin, false, Some(mask), payload.len());
+        let start = out.len();
+        out.extend_from_slice(payload);
+        apply_mask(&mut out[start..], mask, 0);
+        out
+    }
+
+    /// Decodes `bytes` fed in the given pieces: the events, and the error that ended it.
+    fn run(bytes: &[u8], cuts: &[usize]) -> (Vec<Event>, Option<WireError>) {
+        let mut d = Decoder::new(Role::Server, LIMITS);
+        let mut events = Vec::new();
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        points.push(0);
+        points.push(bytes.len());
+        points.sort_unstable();
+        for w in points.windows(2) {
+            let mut input = &bytes[w[0]..w[1]];
+            loop {
+                match d.decode(&mut input) {
+                    Ok(Some(e)) => events.push(e),
+                    Ok(None) => {
+                        assert!(input.is_empty());
+                        break;
+                    }
+                    Err(e) => return (events, Some(e)),
+                }
+            }
+        }
+        (events, None)
+    }
+
+    #[test]
+    fn messages_fragments_and_controls() {
+        let m = [7, 7, 7, 7];
+        let mut s = frame(OpCode::Text, false, "hé".as_bytes(), m);
+        s.extend(frame(OpCode::Ping, true, b"p", m));
+        s.extend(frame(OpCode::Continuation, true, "llo".as_bytes(), m));
+        s.extend(frame(OpCode::Binary, true, &[0, 1, 2], m));
+        s.extend(frame(OpCode::Close, true, &[0x03, 0xe8, b'o', b'k'], m));
+        let (events, err) = run(&s, &[]);
+        assert_eq!(err, None);
+        assert_eq!(
+            events,
+            vec![
+                Event::Ping(b"p".to_vec()),
+                Event::Text("héllo".into()),
+                Event::Binary(vec![0, 1, 2]),
+                Event::Close(Some((1000, "ok".into()))),
+            ]
+        );
+    }
+
+    #[test]
+    fn too_big_is_known_from_the_header() {
+        let mut hdr = Vec::new();
+        encode_header(
+            &mut hdr,
+            OpCode::Binary,
+            true,
+            false,
+            Some([1, 2, 3, 4]),
+            100 << 20,
+        );
+        let (_, err) = run(&hdr, &[]);
+        assert_eq!(
+            err,
+            Some(WireError::TooBig {
+                size: 100 << 20,
+                limit: 1 << 16
+            })
+        );
+        // fragments count together
+        let m = [1, 1, 1, 1];
+        let mut s = frame(OpCode::Text, false, &[b'a'; 40000], m);
+        s.extend(frame(OpCode::Continuation, true, &[b'a'; 40000], m));
+        assert!(matches!(
+            run(&s, &[]).1,
+            Some(WireError::TooBig { size: 80000, .. })
+        ));
+    }
+
+    #[test]
+    fn invalid_utf8_fails_before_the_frame_is_complete() {
+        let m = [9, 8, 7, 6];
+        let f = frame(OpCode::Text, true, b"abc\xff and much more text", m);
+        // only the header and the first 5 payload bytes
+        let (events, err) = run(&f[..6 + 5], &[]);
+        assert!(events.is_empty());
+        assert_eq!(err, Some(WireError::InvalidUtf8));
+    }
+
+    #[test]
+    fn unmasked_and_unsupported_frames() {
+        assert!(matches!(
+            run(&[0x81, 0x00], &[]).1,
+            Some(WireError::Protocol(_))
+        ));
+        let mut d = Decoder::new(
+            Role::Server,
+            Limits {
+                text: Some(10),
+                binary: None,
+            },
+        );
+        let f = frame(OpCode::Binary, true, b"x", [0; 4]);
+        assert_eq!(
+            d.decode(&mut &f[..]),
+            Err(WireError::Unsupported(DataKind::Binary))
+        );
+        let mut c = Decoder::new(Role::Client, LIMITS);
+        assert_eq!(
+            c.decode(&mut &[0x81, 0x01, b'x'][..]),
+            Ok(Some(Event::Text("x".into())))
+        );
+        assert!(c.decode(&mut &f[..]).is_err()); // masked frame from a server
+    }
+
+    #[test]
+    fn frames_mode_hands_over_each_fragment() {
+        let m = [3, 1, 4, 1];
+        let mut s = frame(OpCode::Text, false, b"ab", m);
+        s.extend(frame(OpCode::Continuation, true, b"cd", m));
+        let mut d = Decoder::new(Role::Server, LIMITS).assembly(Assembly::Frames);
+        let mut input = &s[..];
+        let first = d.decode(&mut input).unwrap().unwrap();
+        let last = d.decode(&mut input).unwrap().unwrap();
+        assert!(matches!(
+            first,
+            Event::Fragment {
+                first: true,
+                fin: false,
+                ..
+            }
+        ));
+        assert!(
+            matches!(last, Event::Fragment { first: false, fin: true, ref payload, .. } if payload == b"cd")
+        );
+    }
+
+    fn arb_frame() -> impl Strategy<Value = Vec<u8>> {
+        let op = prop_oneof![
+            Just(OpCode::Text),
+            Just(OpCode::Binary),
+            Just(OpCode::Continuation),
+            Just(OpCode::Ping),
+            Just(OpCode::Pong),
+            Just(OpCode::Close),
+        ];
+        (
+            op,
+            any::<bool>(),
+            prop::collection::vec(any::<u8>(), 0..300),
+            any::<[u8; 4]>(),
+        )
+            .prop_map(|(op, fin, payload, mask)| frame(op, fin, &payload, mask))
+    }
+
+    proptest! {
+        /// Random bytes, cut at random points: never a panic, and the same events and error
+        /// however the stream is split.
+        #[test]
+        fn random_bytes_split_anywhere(
+            bytes in prop::collection::vec(any::<u8>(), 0..2000),
+            cuts in prop::collection::vec(any::<usize>(), 0..20),
+        ) {
+            prop_assert_eq!(run(&bytes, &cuts), run(&bytes, &[]));
+        }
+
+        /// Well-formed frames (in a random, often invalid, order), cut anywhere: the same as
+        /// decoded in one piece, and as decoded byte by byte.
+        #[test]
+        fn frame_sequences_split_anywhere(
+            frames in prop::collection::vec(arb_frame(), 0..12),
+            cuts in prop::collection::vec(any::<usize>(), 0..30),
+        ) {
+            let bytes: Vec<u8> = frames.concat();
+            let whole = run(&bytes, &[]);
+            prop_assert_eq!(run(&bytes, &cuts), whole.clone());
+            let every: Vec<usize> = (0..bytes.len()).collect();
+            prop_assert_eq!(run(&bytes, &every), whole);
+        }
+    }
+}
