@@ -184,3 +184,53 @@ async fn nick_command_renames_for_everyone() {
     assert_eq!(event(&mut ada).await["kind"], "error");
     srv.stop().await;
 }
+
+/// One client writes 300 messages in a single TCP write; the room's three healthy readers and
+/// the sender itself each get all 300, in order, under the default `drop_messages` policy (the
+/// outbound queues are bounded in bytes, and 300 chat lines are far below the budget).
+#[tokio::test]
+async fn a_burst_of_300_in_one_write_reaches_every_reader_in_order() {
+    let _serial = SERIAL.lock().await;
+    let srv = start_chat();
+    let mut readers = Vec::new();
+    for nick in ["ada", "bob", "carol"] {
+        readers.push(join(&srv, "lobby", Some(nick)).await.0);
+    }
+    let mut dan = Raw::connect(srv.addr, "/chat/lobby?nick=dan").await;
+    let burst: Vec<u8> = (0..300)
+        .flat_map(|i| {
+            Raw::frame(
+                0x81,
+                json!({ "text": format!("m{i}") }).to_string().as_bytes(),
+            )
+        })
+        .collect();
+    dan.send_raw(&burst).await;
+
+    for ws in &mut readers {
+        let mut got = Vec::new();
+        while got.len() < 300 {
+            let e = event(ws).await;
+            if e["kind"] == "message" {
+                assert_eq!(e["from"], "dan", "{e}");
+                got.push(e["text"].as_str().unwrap().to_owned());
+            }
+        }
+        let want: Vec<String> = (0..300).map(|i| format!("m{i}")).collect();
+        assert_eq!(got, want);
+    }
+    let mut own = 0;
+    while own < 300 {
+        match dan.read_frame().await {
+            RawFrame::Frame { payload, .. } => {
+                let e: Value = serde_json::from_slice(&payload).unwrap();
+                if e["kind"] == "message" {
+                    assert_eq!(e["text"], format!("m{own}"));
+                    own += 1;
+                }
+            }
+            RawFrame::Eof => panic!("the sender's connection ended after {own} of its echoes"),
+        }
+    }
+    srv.stop().await;
+}

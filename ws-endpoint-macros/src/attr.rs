@@ -104,6 +104,8 @@ pub struct EndpointArgs {
     pub send_timeout: Option<Dur>,
     /// Broadcast policy for a full queue: "drop_messages" or "close".
     pub slow_consumer: Option<LitStr>,
+    /// The outbound queue's budget in bytes.
+    pub max_buffered: Option<Size>,
 }
 
 /// The keys of `#[on_message(...)]`.

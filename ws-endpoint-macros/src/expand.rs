@@ -304,6 +304,10 @@ fn expand(
         };
         config.extend(quote! { __c = __c.slow_consumer(::ws_endpoint::SlowConsumer::#variant); });
     }
+    if let Some(s) = a.max_buffered {
+        let n = s.0;
+        config.extend(quote! { __c = __c.max_buffered(#n); });
+    }
     if let Some(d) = a.send_timeout {
         let ms = d.0.as_millis() as u64;
         config.extend(quote! { __c = __c.send_timeout(::core::time::Duration::from_millis(#ms)); });
