@@ -144,6 +144,8 @@ pub async fn connect_many_to(
 pub struct CpuSnapshot {
     at: Instant,
     server: f64,
+    server_user: f64,
+    server_system: f64,
     client: f64,
     machine: f64,
 }
@@ -155,6 +157,10 @@ pub struct CpuUse {
     pub wall: f64,
     /// Server CPU seconds.
     pub server_secs: f64,
+    /// Of which user time (clock ticks).
+    pub server_user_secs: f64,
+    /// Of which system time (clock ticks).
+    pub server_system_secs: f64,
     /// The server's CPU use, percent.
     pub server_pct: f64,
     /// The load generator's CPU use, percent.
@@ -167,9 +173,12 @@ impl CpuSnapshot {
     /// Reads the counters now (`pid`: the server).
     pub fn take(pid: u32) -> Result<CpuSnapshot, String> {
         let err = |e: std::io::Error| e.to_string();
+        let (server_user, server_system) = sys::cpu_user_system_seconds(pid).map_err(err)?;
         Ok(CpuSnapshot {
             at: Instant::now(),
             server: sys::cpu_seconds(pid).map_err(err)?,
+            server_user,
+            server_system,
             client: sys::cpu_seconds(std::process::id()).map_err(err)?,
             machine: sys::machine_busy_seconds().map_err(err)?,
         })
@@ -184,6 +193,8 @@ impl CpuSnapshot {
         CpuUse {
             wall,
             server_secs: server,
+            server_user_secs: later.server_user - self.server_user,
+            server_system_secs: later.server_system - self.server_system,
             server_pct: server * 100.0 / wall,
             client_pct: client * 100.0 / wall,
             others_pct: others * 100.0 / wall,
@@ -213,6 +224,10 @@ pub struct EchoOutcome {
     pub msgs_per_s: f64,
     /// Server CPU time (user + system) per echoed message, in microseconds.
     pub cpu_us_per_msg: f64,
+    /// Server user CPU time per echoed message, in microseconds.
+    pub user_us_per_msg: f64,
+    /// Server system CPU time per echoed message, in microseconds.
+    pub system_us_per_msg: f64,
     /// CPU use during the measurement (server, load generator, everything else).
     pub cpu: CpuUse,
     /// Round-trip latency of the messages echoed during the measurement (ns).
@@ -294,6 +309,15 @@ async fn echo_conn(
     }
 }
 
+/// Microseconds per message.
+fn per_msg(secs: f64, msgs: u64) -> f64 {
+    if msgs > 0 {
+        secs * 1e6 / msgs as f64
+    } else {
+        f64::NAN
+    }
+}
+
 /// Runs `spec` against the echo server at `addr` (process `pid`). Must run inside a `LocalSet`.
 pub async fn echo(addr: SocketAddr, pid: u32, spec: EchoSpec) -> Result<EchoOutcome, String> {
     let (conns, mut errors) = connect_many(addr, spec.conns, 100).await;
@@ -336,11 +360,9 @@ pub async fn echo(addr: SocketAddr, pid: u32, spec: EchoSpec) -> Result<EchoOutc
     let latency = shared.latency.borrow().clone();
     Ok(EchoOutcome {
         msgs_per_s: received as f64 / cpu.wall,
-        cpu_us_per_msg: if received > 0 {
-            cpu.server_secs * 1e6 / received as f64
-        } else {
-            f64::NAN
-        },
+        cpu_us_per_msg: per_msg(cpu.server_secs, received),
+        user_us_per_msg: per_msg(cpu.server_user_secs, received),
+        system_us_per_msg: per_msg(cpu.server_system_secs, received),
         cpu,
         latency,
         rss_kib,
@@ -654,4 +676,112 @@ mod tests {
         let big = masked_frames(1 << 20, 1);
         assert_eq!(big.len(), 10 + 4 + (1 << 20));
     }
+}
+
+/// What [`slow_reader`] measured.
+#[derive(Debug, Clone)]
+pub struct SlowReaderOutcome {
+    /// Server RSS before the client connected, KiB.
+    pub rss_before_kib: u64,
+    /// Most server RSS seen while the client wrote, KiB (sampled every 10 ms).
+    pub rss_peak_kib: u64,
+    /// Server RSS 1 s after the client left, KiB.
+    pub rss_after_kib: u64,
+    /// Server heap in use before, bytes (`None`: the server does not serve `/heap`).
+    pub heap_before: Option<usize>,
+    /// Most server heap in use during the run, bytes.
+    pub heap_peak: Option<usize>,
+    /// Server heap in use 1 s after the client left, bytes.
+    pub heap_after: Option<usize>,
+    /// Bytes the client got written into its socket.
+    pub written: u64,
+    /// Seconds after which the server dropped the client, if it did within the run.
+    pub dropped_after: Option<f64>,
+}
+
+/// `GET /heap[?reset]` of the bench's actix servers: (now, peak) heap bytes.
+pub async fn heap(addr: SocketAddr, reset: bool) -> Option<(usize, usize)> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let path = if reset { "/heap?reset" } else { "/heap" };
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .ok()?;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut out))
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8_lossy(&out);
+    if !text.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    let body = text.split("\r\n\r\n").nth(1)?;
+    let mut it = body.split_whitespace().map(|v| v.parse::<usize>().ok());
+    Some((it.next()??, it.next()??))
+}
+
+/// One client that sends `size`-byte binary messages for `duration` and never reads (its
+/// `SO_RCVBUF` is 16 KiB): how much memory the server holds for it. Must run inside a
+/// `LocalSet`.
+pub async fn slow_reader(
+    addr: SocketAddr,
+    pid: u32,
+    size: usize,
+    duration: Duration,
+) -> Result<SlowReaderOutcome, String> {
+    let heap_before = heap(addr, true).await.map(|(now, _)| now);
+    let rss_before_kib = sys::rss_kib(pid).map_err(|e| e.to_string())?;
+    let mut ws = connect_with(addr, Some(16 << 10)).await?;
+    let mut frame = Vec::with_capacity(size + 14);
+    frame.push(0x82);
+    frame.push(0x80 | 127);
+    frame.extend_from_slice(&(size as u64).to_be_bytes());
+    frame.extend_from_slice(&[0x11, 0x22, 0x33, 0x44]);
+    frame.extend((0..size).map(|i| (i as u8) ^ [0x11, 0x22, 0x33, 0x44][i & 3]));
+    let frame: Rc<[u8]> = frame.into();
+    let written = Rc::new(Cell::new(0u64));
+    let dropped: Rc<Cell<Option<f64>>> = Rc::new(Cell::new(None));
+    let start = Instant::now();
+    let writer = {
+        let (frame, written, dropped) = (frame.clone(), written.clone(), dropped.clone());
+        tokio::task::spawn_local(async move {
+            use tokio::io::AsyncWriteExt as _;
+            let socket = ws.get_mut();
+            let mut pos = 0;
+            loop {
+                match socket.write(&frame[pos..]).await {
+                    Ok(0) | Err(_) => {
+                        dropped.set(Some(start.elapsed().as_secs_f64()));
+                        return;
+                    }
+                    Ok(n) => {
+                        written.set(written.get() + n as u64);
+                        pos = (pos + n) % frame.len();
+                    }
+                }
+            }
+        })
+    };
+    let mut rss_peak_kib = rss_before_kib;
+    while start.elapsed() < duration && dropped.get().is_none() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        rss_peak_kib = rss_peak_kib.max(sys::rss_kib(pid).map_err(|e| e.to_string())?);
+    }
+    writer.abort();
+    let _ = writer.await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = heap(addr, false).await;
+    Ok(SlowReaderOutcome {
+        rss_before_kib,
+        rss_peak_kib,
+        rss_after_kib: sys::rss_kib(pid).map_err(|e| e.to_string())?,
+        heap_before,
+        heap_peak: after.map(|(_, peak)| peak),
+        heap_after: after.map(|(now, _)| now),
+        written: written.get(),
+        dropped_after: dropped.get(),
+    })
 }

@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod fanout;
+pub mod heap;
 pub mod report;
 pub mod servers;
 pub mod sys;

@@ -71,16 +71,18 @@ enum Scenario {
     Idle,
     Flood,
     FloodLong,
+    SlowReader,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 6] = [
+    const ALL: [Scenario; 7] = [
         Scenario::SmallW1,
         Scenario::SmallW16,
         Scenario::Medium,
         Scenario::Large,
         Scenario::Idle,
         Scenario::Flood,
+        Scenario::SlowReader,
     ];
 
     fn name(self) -> &'static str {
@@ -92,6 +94,7 @@ impl Scenario {
             Scenario::Idle => "idle",
             Scenario::Flood => "flood",
             Scenario::FloodLong => "flood-long",
+            Scenario::SlowReader => "slow-reader",
         }
     }
 
@@ -102,7 +105,7 @@ impl Scenario {
             Scenario::SmallW16 => Some((50, 64, 16)),
             Scenario::Medium => Some((16, 16 << 10, 1)),
             Scenario::Large => Some((4, 1 << 20, 1)),
-            Scenario::Idle | Scenario::Flood | Scenario::FloodLong => None,
+            Scenario::Idle | Scenario::Flood | Scenario::FloodLong | Scenario::SlowReader => None,
         }
     }
 
@@ -117,6 +120,10 @@ impl Scenario {
                 format!("{size}, W={window}, {conns} conns")
             }
             (Scenario::Idle, _) => format!("{} idle conns", opts.idle_conns),
+            (Scenario::SlowReader, _) => format!(
+                "one client sending 16 MiB messages for {} s, never reading",
+                SLOW_READER.as_secs()
+            ),
             _ => format!(
                 "flood: {} conns × 64 B, {} s, flooders' SO_RCVBUF {} KiB",
                 FLOOD_CONNS,
@@ -146,6 +153,16 @@ impl Scenario {
                 ("connect time, s", 2),
                 ("failed conns", 0),
             ],
+            Scenario::SlowReader => &[
+                ("RSS before, MiB", 1),
+                ("**RSS peak, MiB**", 1),
+                ("RSS 1 s after, MiB", 1),
+                ("heap before, MiB", 1),
+                ("**heap peak, MiB**", 1),
+                ("heap 1 s after, MiB", 1),
+                ("written by the client, MiB", 0),
+                ("dropped after, s", 1),
+            ],
             Scenario::Flood | Scenario::FloodLong => &[
                 ("RSS before, MiB", 1),
                 ("RSS 1 s into flood, MiB", 1),
@@ -167,6 +184,8 @@ impl Scenario {
             _ => &[
                 ("**msgs/s**", 0),
                 ("**server CPU µs/msg**", 2),
+                ("**server user µs/msg**", 2),
+                ("server system µs/msg", 2),
                 ("server CPU, %", 0),
                 ("load generator CPU, %", 0),
                 ("others' CPU, %", 0),
@@ -182,6 +201,9 @@ impl Scenario {
 }
 
 const FLOOD_CONNS: usize = 50;
+
+/// How long the slow reader writes: past the 10 s `send_timeout` that drops it.
+const SLOW_READER: Duration = Duration::from_secs(14);
 
 /// A run during which other processes (or the hypervisor: steal time) used more than this much
 /// of a CPU is measured again, up to 12 times per invocation (not with `--no-wait`).
@@ -484,6 +506,8 @@ fn run_one(
             let values = vec![
                 o.msgs_per_s,
                 o.cpu_us_per_msg,
+                o.user_us_per_msg,
+                o.system_us_per_msg,
                 o.cpu.server_pct,
                 o.cpu.client_pct,
                 o.cpu.others_pct,
@@ -495,18 +519,38 @@ fn run_one(
                 o.errors.len() as f64,
             ];
             let mut line = format!(
-                "{} msgs/s, {:.2} µs CPU/msg, CPU % server {:.0} client {:.0} others {:.0}, p50 {:.0} µs, p99 {:.0} µs",
+                "{} msgs/s, {:.2} µs CPU/msg (user {:.2}, sys {:.2}), CPU % server {:.0} client {:.0} others {:.0}, p50 {:.0} µs, p99 {:.0} µs",
                 report::number(values[0], 0),
                 values[1],
                 values[2],
                 values[3],
                 values[4],
                 values[5],
-                values[7]
+                values[6],
+                values[7],
+                values[9]
             );
             if let Some(e) = o.errors.first() {
                 line += &format!(", {} failed conns (first: {e})", o.errors.len());
             }
+            Ok((values, line))
+        } else if scenario == Scenario::SlowReader {
+            let o = client::slow_reader(addr, pid, 16 << 20, SLOW_READER).await?;
+            let heap_mib = |b: Option<usize>| b.map_or(f64::NAN, |b| b as f64 / (1 << 20) as f64);
+            let values = vec![
+                mib(o.rss_before_kib),
+                mib(o.rss_peak_kib),
+                mib(o.rss_after_kib),
+                heap_mib(o.heap_before),
+                heap_mib(o.heap_peak),
+                heap_mib(o.heap_after),
+                o.written as f64 / (1 << 20) as f64,
+                o.dropped_after.unwrap_or(f64::NAN),
+            ];
+            let line = format!(
+                "RSS {:.1} -> peak {:.1} -> after {:.1} MiB, heap {:.1} -> peak {:.1} -> after {:.1} MiB, {:.0} MiB written, dropped after {:.1} s",
+                values[0], values[1], values[2], values[3], values[4], values[5], values[6], values[7]
+            );
             Ok((values, line))
         } else if scenario == Scenario::Idle {
             let o = client::idle(addr, pid, opts.idle_conns, 100, Duration::from_secs(1)).await?;
@@ -1125,6 +1169,10 @@ fn hold(args: &[String]) -> ExitCode {
     });
     ExitCode::SUCCESS
 }
+
+/// Counts heap bytes for the memory figures of the servers this binary serves.
+#[global_allocator]
+static HEAP: ws_endpoint_bench::heap::Counting = ws_endpoint_bench::heap::Counting;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

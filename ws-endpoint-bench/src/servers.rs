@@ -28,22 +28,26 @@ pub enum ServerKind {
     Tungstenite,
     /// The baseline without `TCP_NODELAY` (actix-web's default); not in [`ServerKind::ALL`].
     ActixWsNagle,
+    /// A framework-free echo: frames parsed by hand, one write per read.
+    Raw,
 }
 
 impl ServerKind {
     /// All kinds, in the order the harness alternates them.
-    pub const ALL: [ServerKind; 3] = [
+    pub const ALL: [ServerKind; 4] = [
         ServerKind::Macro,
         ServerKind::ActixWs,
         ServerKind::Tungstenite,
+        ServerKind::Raw,
     ];
 
     /// Every kind the command line accepts.
-    pub const KNOWN: [ServerKind; 4] = [
+    pub const KNOWN: [ServerKind; 5] = [
         ServerKind::Macro,
         ServerKind::ActixWs,
         ServerKind::Tungstenite,
         ServerKind::ActixWsNagle,
+        ServerKind::Raw,
     ];
 
     /// The short name used on the command line and in the table.
@@ -53,6 +57,7 @@ impl ServerKind {
             ServerKind::ActixWs => "actix-ws",
             ServerKind::Tungstenite => "tungstenite",
             ServerKind::ActixWsNagle => "actix-ws-nagle",
+            ServerKind::Raw => "raw",
         }
     }
 }
@@ -71,7 +76,7 @@ impl FromStr for ServerKind {
             .into_iter()
             .find(|k| k.name() == s)
             .ok_or_else(|| {
-                format!("unknown server `{s}` (macro, actix-ws, tungstenite, actix-ws-nagle)")
+                format!("unknown server `{s}` (macro, actix-ws, tungstenite, actix-ws-nagle, raw)")
             })
     }
 }
@@ -83,6 +88,7 @@ pub fn serve(kind: ServerKind, addr: &str) -> io::Result<()> {
         ServerKind::ActixWs => actix_ws_echo(addr),
         ServerKind::Tungstenite => tungstenite_echo(addr),
         ServerKind::ActixWsNagle => actix_ws_echo_nagle(addr),
+        ServerKind::Raw => raw_echo(addr),
     }
 }
 
@@ -121,12 +127,16 @@ pub fn macro_echo(addr: &str) -> io::Result<()> {
     use ws_endpoint::WsServerExt as _;
     let addr = addr.to_owned();
     actix_web::rt::System::new().block_on(async move {
-        HttpServer::new(|| App::new().service(endpoint::Echo::endpoint()))
-            .with_ws_defaults()
-            .workers(1)
-            .bind(&addr)?
-            .run()
-            .await
+        HttpServer::new(|| {
+            App::new()
+                .route("/heap", web::get().to(heap_handler))
+                .service(endpoint::Echo::endpoint())
+        })
+        .with_ws_defaults()
+        .workers(1)
+        .bind(&addr)?
+        .run()
+        .await
     })
 }
 
@@ -185,9 +195,13 @@ pub fn set_nodelay(conn: &dyn std::any::Any, _data: &mut actix_web::dev::Extensi
 fn actix_ws_server(addr: &str, nodelay: bool) -> io::Result<()> {
     let addr = addr.to_owned();
     actix_web::rt::System::new().block_on(async move {
-        let server = HttpServer::new(|| App::new().route("/", web::get().to(actix_ws_handler)))
-            .client_disconnect_timeout(Duration::ZERO)
-            .workers(1);
+        let server = HttpServer::new(|| {
+            App::new()
+                .route("/heap", web::get().to(heap_handler))
+                .route("/", web::get().to(actix_ws_handler))
+        })
+        .client_disconnect_timeout(Duration::ZERO)
+        .workers(1);
         let server = if nodelay {
             server.on_connect(set_nodelay)
         } else {
@@ -235,4 +249,163 @@ pub fn tungstenite_echo(addr: &str) -> io::Result<()> {
             });
         }
     })
+}
+
+/// (4) A framework-free echo: a current-thread tokio runtime, a hand-read handshake, frames
+/// parsed by hand, and one write per read (every complete frame of what one read brought is
+/// echoed into one buffer). No limits beyond [`MAX_MESSAGE`], no UTF-8 check: the floor of what
+/// a WebSocket echo costs on this machine, to tell the framework's cost from the kernel's.
+pub fn raw_echo(addr: &str) -> io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let _ = raw_connection(stream).await;
+            });
+        }
+    })
+}
+
+async fn raw_connection(mut stream: tokio::net::TcpStream) -> io::Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
+    let mut chunk = vec![0u8; 64 << 10];
+    // The handshake: read up to the blank line, answer with the accept key.
+    let end = loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break pos + 4;
+        }
+        if buf.len() > 16 << 10 {
+            return Ok(());
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+    let key = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("sec-websocket-key")
+                .then(|| value.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    stream
+        .write_all(
+            format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await?;
+    buf.drain(..end);
+    let mut out: Vec<u8> = Vec::with_capacity(64 << 10);
+    loop {
+        let mut pos = 0;
+        let mut closing = false;
+        while let Some((fin_op, len, hdr)) = raw_header(&buf[pos..]) {
+            if len > MAX_MESSAGE || buf.len() - pos < hdr + len {
+                if len > MAX_MESSAGE {
+                    return Ok(());
+                }
+                break;
+            }
+            let mask = [
+                buf[pos + hdr - 4],
+                buf[pos + hdr - 3],
+                buf[pos + hdr - 2],
+                buf[pos + hdr - 1],
+            ];
+            let payload = &mut buf[pos + hdr..pos + hdr + len];
+            for (i, b) in payload.iter_mut().enumerate() {
+                *b ^= mask[i & 3];
+            }
+            let op = fin_op & 0x0f;
+            let reply = match op {
+                9 => Some(0x8a), // ping -> pong
+                8 => {
+                    closing = true;
+                    Some(0x88)
+                }
+                10 => None,
+                _ => Some(fin_op), // data frames and continuations, as they came
+            };
+            if let Some(first) = reply {
+                out.push(first);
+                if len < 126 {
+                    out.push(len as u8);
+                } else if len <= 0xffff {
+                    out.push(126);
+                    out.extend_from_slice(&(len as u16).to_be_bytes());
+                } else {
+                    out.push(127);
+                    out.extend_from_slice(&(len as u64).to_be_bytes());
+                }
+                out.extend_from_slice(&buf[pos + hdr..pos + hdr + len]);
+            }
+            pos += hdr + len;
+            if closing {
+                break;
+            }
+        }
+        buf.drain(..pos);
+        if !out.is_empty() {
+            stream.write_all(&out).await?;
+            out.clear();
+        }
+        if closing {
+            return Ok(());
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// A masked client frame's header: (first byte, payload length, header length), if complete.
+fn raw_header(b: &[u8]) -> Option<(u8, usize, usize)> {
+    if b.len() < 2 {
+        return None;
+    }
+    let (len, ext) = match b[1] & 0x7f {
+        126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as usize, 2),
+        127 if b.len() >= 10 => {
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(&b[2..10]);
+            (u64::from_be_bytes(raw).min(usize::MAX as u64) as usize, 8)
+        }
+        126 | 127 => return None,
+        n => (n as usize, 0),
+    };
+    let hdr = 2 + ext + 4;
+    (b.len() >= hdr).then_some((b[0], len, hdr))
+}
+
+/// Heap bytes now and at most so far, counted by the bench binary's global allocator
+/// ([`crate::heap`]), served at `GET /heap` by the actix servers as "current peak".
+/// `GET /heap?reset` first starts a new peak.
+async fn heap_handler(req: HttpRequest) -> HttpResponse {
+    if req.query_string() == "reset" {
+        crate::heap::reset_peak();
+    }
+    let (now, peak) = crate::heap::stats();
+    HttpResponse::Ok().body(format!("{now} {peak}"))
 }

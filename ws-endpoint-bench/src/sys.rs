@@ -24,6 +24,26 @@ pub fn cpu_seconds(pid: u32) -> io::Result<f64> {
     Ok(ticks as f64 / clock_ticks_per_second())
 }
 
+/// User and system CPU seconds (`utime`, `stime` of `/proc/PID/stat`, in clock ticks) used so
+/// far by process `pid`: the framework's cost shows in user time, the kernel's TCP work in
+/// system time.
+pub fn cpu_user_system_seconds(pid: u32) -> io::Result<(f64, f64)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let rest = stat
+        .rfind(')')
+        .map(|i| &stat[i + 1..])
+        .ok_or_else(|| io::Error::other("malformed /proc/PID/stat"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| -> io::Result<u64> {
+        fields
+            .get(n - 3)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| io::Error::other("malformed /proc/PID/stat"))
+    };
+    let hz = clock_ticks_per_second();
+    Ok((field(14)? as f64 / hz, field(15)? as f64 / hz))
+}
+
 /// CPU time (all threads) used so far by process `pid`, in nanoseconds, from its CPU-time
 /// clock (`clock_getcpuclockid`): unlike `/proc/PID/stat`, not rounded to clock ticks, so it can
 /// time a burst of a few milliseconds.

@@ -94,6 +94,22 @@ enum ReadError {
 }
 
 impl Reader {
+    /// The next event from what has already been read, without waiting: `None` when the
+    /// current chunk is used up.
+    fn try_next(&mut self) -> Option<Result<WireEvent, ReadError>> {
+        if self.pos >= self.chunk.len() {
+            return None;
+        }
+        let mut input = &self.chunk[self.pos..];
+        let result = self.decoder.decode(&mut input);
+        self.pos = self.chunk.len() - input.len();
+        match result {
+            Ok(Some(event)) => Some(Ok(event)),
+            Ok(None) => None,
+            Err(err) => Some(Err(ReadError::Wire(err))),
+        }
+    }
+
     /// The next event. Cancel-safe: what was read stays in `self`.
     async fn next(&mut self) -> Result<WireEvent, ReadError> {
         loop {
@@ -242,28 +258,36 @@ async fn receive<E: Endpoint>(
         if !session.is_open() {
             return session.inner.close_reason().unwrap_or_default();
         }
-        if let Some(deadline) = timers.next_deadline(session) {
-            if armed.is_none_or(|at| deadline < at) {
-                sleep.as_mut().reset(deadline.into());
-                armed = Some(deadline);
-            }
-        }
-        let event = tokio::select! {
-            biased;
-            _ = closing(session) => Event::CloseRequested,
-            frame = reader.next() => Event::Frame(frame),
-            _ = &mut sleep, if armed.is_some() => Event::Timer,
-        };
-        let frame = match event {
-            Event::CloseRequested => continue,
-            Event::Timer => {
-                armed = None;
-                if let Some(reason) = Box::pin(on_timer(session, &mut timers)).await {
-                    return reason;
+        // The fast path: messages that arrived together (a client with many in flight) are
+        // handled one after the other without a turn through the `select!`; timers and close
+        // requests are looked at again once the chunk is used up.
+        let frame = match reader.try_next() {
+            Some(frame) => frame,
+            None => {
+                if let Some(deadline) = timers.next_deadline(session) {
+                    if armed.is_none_or(|at| deadline < at) {
+                        sleep.as_mut().reset(deadline.into());
+                        armed = Some(deadline);
+                    }
                 }
-                continue;
+                let event = tokio::select! {
+                    biased;
+                    _ = closing(session) => Event::CloseRequested,
+                    frame = reader.next() => Event::Frame(frame),
+                    _ = &mut sleep, if armed.is_some() => Event::Timer,
+                };
+                match event {
+                    Event::CloseRequested => continue,
+                    Event::Timer => {
+                        armed = None;
+                        if let Some(reason) = Box::pin(on_timer(session, &mut timers)).await {
+                            return reason;
+                        }
+                        continue;
+                    }
+                    Event::Frame(frame) => frame,
+                }
             }
-            Event::Frame(frame) => frame,
         };
         let msg = match frame {
             Ok(WireEvent::Text(text)) => Message::Text(text),

@@ -40,6 +40,10 @@ pub(crate) const SLICE: usize = 32 * 1024;
 const INLINE: usize = 4 * 1024;
 /// A batch is handed over once it holds this much.
 const BATCH: usize = 16 * 1024;
+/// The batch buffer's first size; it is kept while the session sends (no allocation per
+/// batch: actix-http copies a chunk and drops it at once, so the buffer is ours again), and
+/// given back when it grew larger than this and the queue ran empty.
+const BATCH_KEEP: usize = 4 * 1024;
 
 /// Default of the process-wide cap on queued outbound bytes: 1 GiB.
 pub const DEFAULT_MAX_BUFFERED_TOTAL: usize = 1 << 30;
@@ -431,6 +435,10 @@ impl MessageBody for Body {
         match &q.writer {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => q.writer = Some(cx.waker().clone()),
+        }
+        drop(q);
+        if this.batch.capacity() > BATCH_KEEP {
+            this.batch = BytesMut::new();
         }
         Poll::Pending
     }
