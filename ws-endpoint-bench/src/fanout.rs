@@ -118,10 +118,8 @@ fn command(msg: &str) -> String {
 /// Runs the fan-out server on `addr`, connected to the Redis server at `redis` if given, until
 /// the process is killed.
 ///
-/// 1 worker, no close linger and `TCP_NODELAY` as `with_ws_defaults()` sets them, but not its
-/// `on_connect` hook: that hook keeps a duplicate of every connection's socket (for shutting a
-/// dead peer down), two file descriptors per connection, and 10,000 sessions in one process
-/// would then not fit under an open-file limit of 20,000. Nothing in the fan-out path uses it.
+/// 1 worker, no close linger and `with_ws_defaults()`'s `on_connect` hook (`TCP_NODELAY`, and
+/// the socket's descriptor number: one descriptor per connection), as the examples serve.
 pub fn serve(addr: &str, redis: Option<&str>) -> io::Result<()> {
     use ws_endpoint::prelude::*;
 
@@ -138,7 +136,7 @@ pub fn serve(addr: &str, redis: Option<&str>) -> io::Result<()> {
                 .service(endpoints::Control::endpoint())
         })
         .client_disconnect_timeout(ws_endpoint::CLOSE_LINGER)
-        .on_connect(crate::servers::set_nodelay)
+        .on_connect(ws_endpoint::on_connect)
         .workers(1)
         .bind(&addr)?
         .run()
@@ -187,6 +185,9 @@ pub struct Fire {
     pub server_cpu: Duration,
     /// CPU time of the load generator during the fire.
     pub client_cpu: Duration,
+    /// User CPU time of the server processes during the fire, in clock ticks (coarse: sum it
+    /// over fires).
+    pub server_user: Duration,
 }
 
 /// What [`run`] measured.
@@ -271,6 +272,13 @@ fn cpu_ns(pids: &[u32]) -> u64 {
         .sum()
 }
 
+/// User CPU seconds of `pids` together (clock ticks).
+fn user_secs(pids: &[u32]) -> f64 {
+    pids.iter()
+        .map(|&pid| sys::cpu_user_system_seconds(pid).map_or(0.0, |(user, _)| user))
+        .sum()
+}
+
 /// Runs `spec` against fan-out servers already listening. Must run inside a `LocalSet`.
 pub async fn run(spec: &FanoutSpec) -> Result<FanoutOutcome, String> {
     if spec.servers.is_empty() {
@@ -343,6 +351,7 @@ pub async fn run(spec: &FanoutSpec) -> Result<FanoutOutcome, String> {
             let (done_tx, done_rx) = oneshot::channel();
             *shared.done.borrow_mut() = Some(done_tx);
             let (server0, client0) = (cpu_ns(&spec.server_pids), cpu_ns(&[me]));
+            let user0 = user_secs(&spec.server_pids);
 
             let fire_at = Instant::now();
             control
@@ -352,6 +361,7 @@ pub async fn run(spec: &FanoutSpec) -> Result<FanoutOutcome, String> {
             let complete = timeout(spec.fire_timeout, done_rx).await.is_ok();
             let answer = read_answer(control).await?;
             let (server1, client1) = (cpu_ns(&spec.server_pids), cpu_ns(&[me]));
+            let user1 = user_secs(&spec.server_pids);
 
             let fields: Vec<u64> = answer
                 .strip_prefix("fired ")
@@ -380,6 +390,7 @@ pub async fn run(spec: &FanoutSpec) -> Result<FanoutOutcome, String> {
                 call: Duration::from_nanos(call_ns),
                 server_cpu: Duration::from_nanos(server1.saturating_sub(server0)),
                 client_cpu: Duration::from_nanos(client1.saturating_sub(client0)),
+                server_user: Duration::from_secs_f64((user1 - user0).max(0.0)),
             });
             shared.seq.set(0);
             tokio::time::sleep(spec.pause).await;

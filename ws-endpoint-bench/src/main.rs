@@ -895,16 +895,34 @@ enum FanSetup {
     OneProcess,
     /// Two server processes sharing a Redis server; listeners split half and half.
     Redis,
+    /// The baseline: Bun's `server.publish` (uWebSockets), one process, same protocol
+    /// (`ws-endpoint-bench/bun/fanout.js`).
+    Bun,
 }
 
 impl FanSetup {
-    const ALL: [FanSetup; 2] = [FanSetup::OneProcess, FanSetup::Redis];
+    const ALL: [FanSetup; 3] = [FanSetup::OneProcess, FanSetup::Redis, FanSetup::Bun];
 
     fn name(self) -> &'static str {
         match self {
             FanSetup::OneProcess => "one process",
             FanSetup::Redis => "two processes via Redis",
+            FanSetup::Bun => "Bun publish",
         }
+    }
+}
+
+/// Bun's binary: `$BUN`, or where `scripts/install-bun.sh` puts it.
+fn bun_binary() -> Result<PathBuf, String> {
+    let path = std::env::var_os("BUN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/bun/node_modules/@oven/bun-linux-x64/bin/bun"));
+    match Command::new(&path).arg("--version").output() {
+        Ok(out) if out.status.success() => Ok(path),
+        _ => Err(format!(
+            "Bun not found at {} (`bash scripts/install-bun.sh` installs it with npm)",
+            path.display()
+        )),
     }
 }
 
@@ -938,13 +956,21 @@ fn run_fanout(
     runtime: &tokio::runtime::Runtime,
 ) -> Result<FanoutOutcome, String> {
     let redis = match setup {
-        FanSetup::OneProcess => None,
+        FanSetup::OneProcess | FanSetup::Bun => None,
         FanSetup::Redis => Some(Server::start_redis(opts)?),
     };
     let redis_addr = redis.as_ref().map(|r| r.addr);
-    let servers = (0..if redis.is_some() { 2 } else { 1 })
-        .map(|_| Server::start_fanout(opts, redis_addr))
-        .collect::<Result<Vec<_>, _>>()?;
+    let servers = if setup == FanSetup::Bun {
+        let addr = free_addr()?;
+        let mut cmd = Command::new(bun_binary()?);
+        cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/bun/fanout.js"))
+            .arg(addr.to_string());
+        vec![Server::spawn("bun", cmd, addr, opts.server_cpu)?]
+    } else {
+        (0..if redis.is_some() { 2 } else { 1 })
+            .map(|_| Server::start_fanout(opts, redis_addr))
+            .collect::<Result<Vec<_>, _>>()?
+    };
     let spec = FanoutSpec {
         sessions,
         servers: servers.iter().map(|s| s.addr).collect(),
@@ -973,10 +999,16 @@ fn fanout_all(opts: &mut Options, runtime: &tokio::runtime::Runtime) -> FanResul
             "fan-out: {why}; skipping the Redis part (`bash scripts/redis-tests.sh` installs it)"
         );
     }
+    let bun = bun_binary();
+    if let Err(why) = &bun {
+        eprintln!("fan-out: {why}; skipping the Bun baseline");
+    }
     let mut runs = Vec::new();
     for &sessions in &opts.fanout_sessions.clone() {
         for setup in FanSetup::ALL {
-            if setup == FanSetup::Redis && redis.is_err() {
+            if (setup == FanSetup::Redis && redis.is_err())
+                || (setup == FanSetup::Bun && bun.is_err())
+            {
                 continue;
             }
             let waited = wait_quiet(&mut opts.quiet_budget);
@@ -1052,7 +1084,7 @@ fn print_fanout(opts: &Options, results: &FanResults) {
     for setup in FanSetup::ALL {
         print!(" {0}: last arrival, ms | {0}: p50, ms |", setup.name());
     }
-    println!("\n| ---: | ---: | ---: | ---: | ---: |");
+    println!("\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for &sessions in &opts.fanout_sessions {
         print!("| {} |", report::number(sessions as f64, 0));
         for setup in FanSetup::ALL {
@@ -1068,9 +1100,9 @@ fn print_fanout(opts: &Options, results: &FanResults) {
         println!();
     }
     println!(
-        "\n| sessions | setup | last arrival, each fire, ms | `to_room` call, ms | server CPU per fire, ms | server CPU per session, µs | load generator CPU per fire, ms | reached (fewest) |"
+        "\n| sessions | setup | last arrival, each fire, ms | `to_room` call, ms | server CPU per fire, ms | server CPU per session, µs | server user CPU per session, µs (all fires) | load generator CPU per fire, ms | reached (fewest) |"
     );
-    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (sessions, setup, outcome) in &results.runs {
         let n = report::number(*sessions as f64, 0);
         match outcome {
@@ -1083,18 +1115,21 @@ fn print_fanout(opts: &Options, results: &FanResults) {
                     .join(" / ");
                 let reached = o.fires.iter().map(|f| f.received).min().unwrap_or(0);
                 let server_cpu = fire_median(o, |f| ms(f.server_cpu));
+                let user: f64 = o.fires.iter().map(|f| f.server_user.as_secs_f64()).sum();
+                let delivered: usize = o.fires.iter().map(|f| f.received).sum();
                 println!(
-                    "| {n} | {} | {each} | {} | {} | {} | {} | {} of {} |",
+                    "| {n} | {} | {each} | {} | {} | {} | {} | {} | {} of {} |",
                     setup.name(),
                     report::number(fire_median(o, |f| ms(f.call)), 2),
                     report::number(server_cpu, 2),
                     report::number(server_cpu * 1e3 / *sessions as f64, 2),
+                    report::number(user * 1e6 / delivered.max(1) as f64, 2),
                     report::number(fire_median(o, |f| ms(f.client_cpu)), 2),
                     report::number(reached as f64, 0),
                     report::number(*sessions as f64, 0)
                 );
             }
-            Err(e) => println!("| {n} | {} | failed: {e} | | | | | |", setup.name()),
+            Err(e) => println!("| {n} | {} | failed: {e} | | | | | | |", setup.name()),
         }
     }
     for (sessions, setup, outcome) in &results.runs {

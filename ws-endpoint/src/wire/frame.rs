@@ -187,13 +187,41 @@ pub fn apply_mask(data: &mut [u8], mask: [u8; 4], offset: usize) {
     }
 }
 
-/// Appends `src` unmasked to `out` (copy and unmask in one pass).
+/// Appends `src` unmasked to `out`: copy and unmask in one pass over the bytes, eight at a time.
 pub(crate) fn extend_unmasked(out: &mut Vec<u8>, src: &[u8], mask: Option<[u8; 4]>, offset: usize) {
+    let Some(mask) = mask else {
+        out.extend_from_slice(src);
+        return;
+    };
+    let mut m = mask;
+    m.rotate_left(offset % 4);
+    let word = u64::from_ne_bytes([m[0], m[1], m[2], m[3], m[0], m[1], m[2], m[3]]);
+    out.reserve(src.len());
     let start = out.len();
-    out.extend_from_slice(src);
-    if let Some(mask) = mask {
-        apply_mask(&mut out[start..], mask, offset);
+    let spare = &mut out.spare_capacity_mut()[..src.len()];
+    let mut dst = spare.chunks_exact_mut(8);
+    let mut from = src.chunks_exact(8);
+    for (d, s) in (&mut dst).zip(&mut from) {
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(s);
+        for (slot, b) in d
+            .iter_mut()
+            .zip((u64::from_ne_bytes(raw) ^ word).to_ne_bytes())
+        {
+            slot.write(b);
+        }
     }
+    for (i, (slot, b)) in dst
+        .into_remainder()
+        .iter_mut()
+        .zip(from.remainder())
+        .enumerate()
+    {
+        slot.write(b ^ m[i % 4]);
+    }
+    // SAFETY: the `src.len()` bytes after `start` were all written just above (the word loop
+    // and the remainder cover the spare slice exactly), and `reserve` made room for them.
+    unsafe { out.set_len(start + src.len()) };
 }
 
 #[cfg(test)]
@@ -233,6 +261,22 @@ mod tests {
                     .map(|(i, b)| b ^ mask[(offset + i) % 4])
                     .collect();
                 assert_eq!(fast, slow, "offset {offset} len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn extend_unmasked_equals_copy_then_mask() {
+        let mask = [9, 8, 7, 6];
+        let data: Vec<u8> = (0..=255u8).cycle().take(300).collect();
+        for offset in 0..5 {
+            for len in [0, 3, 8, 17, 300] {
+                let mut fused = vec![1, 2];
+                extend_unmasked(&mut fused, &data[..len], Some(mask), offset);
+                let mut slow = data[..len].to_vec();
+                apply_mask(&mut slow, mask, offset);
+                assert_eq!(&fused[2..], &slow[..]);
+                assert_eq!(&fused[..2], &[1, 2]);
             }
         }
     }
