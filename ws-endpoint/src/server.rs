@@ -24,7 +24,10 @@ pub const CLOSE_LINGER: Duration = Duration::ZERO;
 /// from your own `HttpServer::on_connect` hook if you have one.
 pub fn on_connect(conn: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
     let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else {
-        return; // TLS or Unix-socket connections: the body's error drops a dead peer
+        // TLS or Unix-socket connections: a dead peer is dropped by the body's error, which
+        // actix-http sees when its write buffer has room; one that stalls with a full buffer
+        // stays until the kernel gives up on it (its queue is freed at once).
+        return;
     };
     let _ = tcp.set_nodelay(true);
     #[cfg(unix)]

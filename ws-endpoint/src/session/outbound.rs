@@ -138,6 +138,8 @@ enum End {
 
 struct Queue {
     frames: VecDeque<OutFrame>,
+    /// The rest of a large payload being handed over in slices, and its frame's budget size.
+    large: Option<(Bytes, usize)>,
     /// Queued bytes plus those of the frame being handed over.
     bytes: usize,
     end: End,
@@ -167,6 +169,7 @@ impl Outbound {
         Self {
             q: Mutex::new(Queue {
                 frames: VecDeque::new(),
+                large: None,
                 bytes: 0,
                 end: End::Open,
                 writer: None,
@@ -208,20 +211,26 @@ impl Outbound {
     /// Queues a frame, waiting for room; `Err(Closed)` if the session closes meanwhile.
     /// The caller bounds the wait (`send_timeout`).
     pub(crate) async fn push_wait(&self, mut frame: OutFrame) -> Result<(), ()> {
+        /// Counts this sender as waiting until it is done or dropped (a send timeout cancels it).
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
         self.waiting.fetch_add(1, Ordering::AcqRel);
-        let result = loop {
+        let _waiting = Waiting(&self.waiting);
+        loop {
             let notified = self.space.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
             match self.push(frame) {
-                Ok(()) => break Ok(()),
-                Err(Refused::Closed) => break Err(()),
+                Ok(()) => return Ok(()),
+                Err(Refused::Closed) => return Err(()),
                 Err(Refused::Full(f)) => frame = f,
             }
             notified.await;
-        };
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
-        result
+        }
     }
 
     /// Queues a last frame (the close frame) whatever the budget, and stops taking sends: the
@@ -256,7 +265,12 @@ impl Outbound {
                 return;
             }
             q.end = End::Abort;
-            let queued: usize = q.frames.drain(..).map(|f| f.size()).sum();
+            // Everything queued goes, the payload being sliced too: a peer that never lets
+            // actix-http pull the body again must not keep it counted (or allocated).
+            let mut queued: usize = q.frames.drain(..).map(|f| f.size()).sum();
+            if let Some((_, size)) = q.large.take() {
+                queued += size;
+            }
             q.bytes -= queued;
             TOTAL.fetch_sub(queued, Ordering::Relaxed);
             q.writer.take()
@@ -307,8 +321,6 @@ impl Outbound {
 pub(crate) struct Body {
     out: std::sync::Arc<Outbound>,
     batch: BytesMut,
-    /// The rest of a large payload being handed over, and its frame's budget size.
-    large: Option<(Bytes, usize)>,
     failed: bool,
 }
 
@@ -318,7 +330,6 @@ impl Body {
         Self {
             out,
             batch: BytesMut::new(),
-            large: None,
             failed: false,
         }
     }
@@ -330,7 +341,7 @@ impl Drop for Body {
             let mut q = lock(&self.out.q);
             q.body_alive = false;
             q.done = true;
-            if let Some((_, size)) = self.large.take() {
+            if let Some((_, size)) = q.large.take() {
                 self.out.release(&mut q, size);
             }
             let queued: usize = q.frames.drain(..).map(|f| f.size()).sum();
@@ -378,9 +389,6 @@ impl MessageBody for Body {
         if q.end == End::Abort {
             this.failed = true;
             q.done = true;
-            if let Some((_, size)) = this.large.take() {
-                this.out.release(&mut q, size);
-            }
             let w = q.done_waker.take();
             drop(q);
             if let Some(w) = w {
@@ -388,12 +396,12 @@ impl MessageBody for Body {
             }
             return Poll::Ready(Some(Err(Dropped)));
         }
-        if let Some((rest, size)) = this.large.as_mut() {
+        if let Some((rest, size)) = q.large.as_mut() {
             let n = rest.len().min(SLICE);
             let chunk = rest.split_to(n);
             if rest.is_empty() {
                 let size = *size;
-                this.large = None;
+                q.large = None;
                 this.out.release(&mut q, size);
                 drop(q);
                 this.wake_senders();
@@ -413,7 +421,7 @@ impl MessageBody for Body {
                 this.batch.extend_from_slice(&frame.payload);
                 released += size;
             } else {
-                this.large = Some((frame.payload, size));
+                q.large = Some((frame.payload, size));
                 break;
             }
         }
@@ -517,6 +525,25 @@ mod tests {
         }
         assert_eq!(sizes, vec![10, SLICE, 100_000 - SLICE, 4]);
         assert!(matches!(poll(&mut body), Poll::Ready(None)));
+        assert_eq!(out.buffered(), 0);
+    }
+
+    #[test]
+    fn abort_releases_a_payload_being_sliced() {
+        let out = Arc::new(Outbound::new(1 << 20));
+        let body = Body::new(out.clone());
+        let mut body = pin!(body);
+        out.push(OutFrame::new(OpCode::Binary, Bytes::from(vec![0; 200_000])))
+            .ok()
+            .unwrap();
+        let Poll::Ready(Some(Ok(_header))) = poll(&mut body) else {
+            panic!()
+        };
+        let Poll::Ready(Some(Ok(_slice))) = poll(&mut body) else {
+            panic!()
+        };
+        assert_eq!(out.buffered(), 200_000 + 10);
+        out.abort(); // the body is not polled again (a stalled peer)
         assert_eq!(out.buffered(), 0);
     }
 

@@ -97,6 +97,8 @@ struct Current {
 struct Partial {
     kind: DataKind,
     compressed: bool,
+    /// A frame of this message has been handed over already (`Assembly::Frames`).
+    started: bool,
     /// Payload bytes of the message so far, this frame's included once it is complete.
     size: u64,
 }
@@ -116,6 +118,9 @@ pub struct Decoder {
     data: Vec<u8>,
     control: Vec<u8>,
     utf8: Utf8Validator,
+    /// The error that ended the stream: returned again by every later call, so that nothing
+    /// half-checked (a text message whose invalid bytes are in `data`) is ever handed over.
+    failed: Option<WireError>,
 }
 
 impl Decoder {
@@ -133,6 +138,7 @@ impl Decoder {
             data: Vec::new(),
             control: Vec::new(),
             utf8: Utf8Validator::default(),
+            failed: None,
         }
     }
 
@@ -154,8 +160,23 @@ impl Decoder {
     }
 
     /// Decodes from `input`, advancing it past what was consumed, up to the next event. `Ok(None)`:
-    /// all of `input` was consumed and more is needed. After an `Err` the stream is unusable.
+    /// all of `input` was consumed and more is needed. After an `Err` the stream is unusable:
+    /// every later call returns the same error.
     pub fn decode(&mut self, input: &mut &[u8]) -> Result<Option<Event>, WireError> {
+        if let Some(err) = &self.failed {
+            return Err(err.clone());
+        }
+        let result = self.decode_inner(input);
+        if let Err(err) = &result {
+            self.failed = Some(err.clone());
+            self.data = Vec::new();
+            self.message = None;
+            self.current = None;
+        }
+        result
+    }
+
+    fn decode_inner(&mut self, input: &mut &[u8]) -> Result<Option<Event>, WireError> {
         loop {
             let Some(mut cur) = self.current else {
                 if !self.read_header(input)? {
@@ -286,6 +307,7 @@ impl Decoder {
                     Partial {
                         kind,
                         compressed: header.rsv1,
+                        started: false,
                         size: 0,
                     }
                 }
@@ -328,7 +350,13 @@ impl Decoder {
             }
         }
         if self.assembly == Assembly::Frames {
-            let first = partial.size == header.len;
+            let first = !partial.started;
+            if !header.fin {
+                self.message = Some(Partial {
+                    started: true,
+                    ..partial
+                });
+            }
             return Ok(Some(Event::Fragment {
                 kind: partial.kind,
                 payload: std::mem::take(&mut self.data),
@@ -479,6 +507,34 @@ mod tests {
             Ok(Some(Event::Text("x".into())))
         );
         assert!(c.decode(&mut &f[..]).is_err()); // masked frame from a server
+    }
+
+    #[test]
+    fn an_error_is_final() {
+        let m = [5, 6, 7, 8];
+        let mut d = Decoder::new(Role::Server, LIMITS);
+        let bad = frame(OpCode::Text, false, b"ok\xff", m);
+        assert_eq!(d.decode(&mut &bad[..]), Err(WireError::InvalidUtf8));
+        // what follows is not decoded on top of the invalid bytes
+        let rest = frame(OpCode::Continuation, true, b"fine", m);
+        assert_eq!(d.decode(&mut &rest[..]), Err(WireError::InvalidUtf8));
+    }
+
+    #[test]
+    fn an_empty_first_fragment_is_still_the_first() {
+        let m = [1, 2, 3, 4];
+        let mut s = frame(OpCode::Binary, false, b"", m);
+        s.extend(frame(OpCode::Continuation, false, b"", m));
+        s.extend(frame(OpCode::Continuation, true, b"x", m));
+        let mut d = Decoder::new(Role::Server, LIMITS).assembly(Assembly::Frames);
+        let mut input = &s[..];
+        let firsts: Vec<bool> = (0..3)
+            .map(|_| match d.decode(&mut input).unwrap().unwrap() {
+                Event::Fragment { first, .. } => first,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(firsts, vec![true, false, false]);
     }
 
     #[test]
