@@ -183,7 +183,13 @@ async fn two_chat_servers_share_their_rooms() {
     let mut ada = connect(&format!("ws://{a}/chat/lobby?nick=ada")).await;
     assert_eq!(json(recv_text(&mut ada).await)["kind"], "welcome");
     let mut bob = connect(&format!("ws://{b}/chat/lobby?nick=bob")).await;
-    assert_eq!(json(recv_text(&mut bob).await)["kind"], "welcome");
+    let mut welcome = json(recv_text(&mut bob).await);
+    let mut late_join = false;
+    if welcome["kind"] == "join" && welcome["nick"] == "ada" {
+        late_join = true; // see below: ada's join reached server B after bob joined
+        welcome = json(recv_text(&mut bob).await);
+    }
+    assert_eq!(welcome["kind"], "welcome", "{welcome}");
     let join = json(recv_text(&mut ada).await);
     assert_eq!(
         (join["kind"].as_str(), join["nick"].as_str()),
@@ -192,8 +198,15 @@ async fn two_chat_servers_share_their_rooms() {
 
     send_text(&mut ada, r#"{"text": "hi from server A"}"#).await;
     for ws in [&mut ada, &mut bob] {
-        let msg = json(recv_text(ws).await);
-        assert_eq!(msg["kind"], "message");
+        let mut msg = json(recv_text(ws).await);
+        // ada's own join, published by server A before bob connected, may reach server B
+        // after bob has joined the room there (pub/sub gives no order across servers): bob then
+        // sees it, late. Anything else before the message is a failure.
+        if msg["kind"] == "join" && msg["nick"] == "ada" && !late_join {
+            late_join = true;
+            msg = json(recv_text(ws).await);
+        }
+        assert_eq!(msg["kind"], "message", "{msg}");
         assert_eq!(msg["from"], "ada");
         assert_eq!(msg["text"], "hi from server A");
     }
