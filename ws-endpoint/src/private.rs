@@ -13,7 +13,7 @@ use crate::{
 pub async fn reply<R: HandlerReturn>(session: &Session, ret: R) -> Result<(), EndpointError> {
     match ret.into_reply()? {
         None => Ok(()),
-        Some(msg) => session.send_message(msg).await.map_err(Into::into),
+        Some(msg) => session.reply(msg).await.map_err(Into::into),
     }
 }
 

@@ -349,6 +349,31 @@ impl Session {
         self.send_message(value.into_message()?).await
     }
 
+    /// Sends a handler's reply: queued at once when there is room (no await on the common
+    /// path), otherwise waiting like any send.
+    pub(crate) async fn reply(&self, msg: Message) -> Result<(), SendError> {
+        if !self.is_open() {
+            return Err(SendError::Closed);
+        }
+        let frame = match msg {
+            Message::Text(text) => OutFrame::new(OpCode::Text, Bytes::from(text.into_bytes())),
+            Message::Binary(data) => OutFrame::new(OpCode::Binary, data),
+            Message::Pong(data) => OutFrame::new(OpCode::Pong, data),
+        };
+        match self.inner.out.push(frame) {
+            Ok(()) => {
+                self.touch();
+                Ok(())
+            }
+            Err(Refused::Closed) => Err(SendError::Closed),
+            Err(Refused::Full(frame)) => {
+                Box::pin(self.queue_waiting(frame)).await?;
+                self.touch();
+                Ok(())
+            }
+        }
+    }
+
     pub(crate) async fn send_message(&self, msg: Message) -> Result<(), SendError> {
         match msg {
             Message::Text(text) => self.text(text).await,
