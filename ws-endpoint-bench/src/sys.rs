@@ -6,22 +6,8 @@ use std::{fs, io};
 /// CPU seconds (user + system, all threads, `utime + stime` of `/proc/PID/stat`) used so far by
 /// process `pid`.
 pub fn cpu_seconds(pid: u32) -> io::Result<f64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name (field 2) is in parentheses and may contain spaces: skip past it.
-    let rest = stat
-        .rfind(')')
-        .map(|i| &stat[i + 1..])
-        .ok_or_else(|| io::Error::other("malformed /proc/PID/stat"))?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // `rest` starts at field 3 (state); utime and stime are fields 14 and 15.
-    let field = |n: usize| -> io::Result<u64> {
-        fields
-            .get(n - 3)
-            .and_then(|f| f.parse().ok())
-            .ok_or_else(|| io::Error::other("malformed /proc/PID/stat"))
-    };
-    let ticks = field(14)? + field(15)?;
-    Ok(ticks as f64 / clock_ticks_per_second())
+    let (user, system) = cpu_user_system_seconds(pid)?;
+    Ok(user + system)
 }
 
 /// User and system CPU seconds (`utime`, `stime` of `/proc/PID/stat`, in clock ticks) used so
