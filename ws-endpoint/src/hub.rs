@@ -46,7 +46,7 @@ pub use crate::config::SlowConsumer;
 use crate::{
     close::{CloseCode, CloseReason},
     error::SendError,
-    message::{Message, Sendable},
+    message::Sendable,
     registry,
     session::{OutFrame, Refused, Session, SessionId},
     wire::OpCode,
@@ -65,11 +65,7 @@ pub struct Delivery {
 
 /// A broadcast's frame, built once: every recipient's queue gets the same payload `Bytes`.
 fn prepare(msg: impl Sendable) -> Result<OutFrame, SendError> {
-    Ok(match msg.into_message()? {
-        Message::Text(s) => OutFrame::new(OpCode::Text, Bytes::from(s.into_bytes())),
-        Message::Binary(b) => OutFrame::new(OpCode::Binary, b),
-        Message::Pong(b) => OutFrame::new(OpCode::Pong, b),
-    })
+    Ok(OutFrame::message(msg.into_message()?))
 }
 
 /// Where a broadcast goes.
@@ -91,7 +87,7 @@ pub(crate) trait Backplane: Send + Sync + 'static {
 static BACKPLANE: OnceLock<Box<dyn Backplane>> = OnceLock::new();
 
 /// Installs the backplane; `false` if one was installed already.
-#[allow(dead_code)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) fn set_backplane(backplane: Box<dyn Backplane>) -> bool {
     BACKPLANE.set(backplane).is_ok()
 }
@@ -245,7 +241,7 @@ impl Hub {
 }
 
 /// Delivers a broadcast that another process published to this process's sessions.
-#[allow(dead_code)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) fn deliver_remote(endpoint: &str, room: Option<&str>, text: bool, payload: Bytes) {
     let Some(&(type_id, name)) = registry::table().names.get(endpoint) else {
         return; // no session of that endpoint has ever opened here

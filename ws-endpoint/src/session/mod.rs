@@ -355,12 +355,7 @@ impl Session {
         if !self.is_open() {
             return Err(SendError::Closed);
         }
-        let frame = match msg {
-            Message::Text(text) => OutFrame::new(OpCode::Text, Bytes::from(text.into_bytes())),
-            Message::Binary(data) => OutFrame::new(OpCode::Binary, data),
-            Message::Pong(data) => OutFrame::new(OpCode::Pong, data),
-        };
-        match self.inner.out.push(frame) {
+        match self.inner.out.push(OutFrame::message(msg)) {
             Ok(()) => {
                 self.touch();
                 Ok(())

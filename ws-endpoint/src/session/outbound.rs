@@ -94,6 +94,16 @@ impl OutFrame {
         }
     }
 
+    /// The frame of a whole message (a broadcast's, a reply's): the payload `Bytes` as they are.
+    pub(crate) fn message(msg: crate::message::Message) -> Self {
+        use crate::message::Message;
+        match msg {
+            Message::Text(text) => Self::new(OpCode::Text, Bytes::from(text.into_bytes())),
+            Message::Binary(data) => Self::new(OpCode::Binary, data),
+            Message::Pong(data) => Self::new(OpCode::Pong, data),
+        }
+    }
+
     /// Bytes this frame counts for in the budget.
     fn size(&self) -> usize {
         let n = self.payload.len();
@@ -303,8 +313,7 @@ impl Outbound {
         })
     }
 
-    /// Queued bytes (test and bench use).
-    #[allow(dead_code)]
+    /// Queued bytes.
     pub(crate) fn buffered(&self) -> usize {
         lock(&self.q).bytes
     }
