@@ -1,14 +1,54 @@
-//! Reads the annotated impl: which methods are handlers, and what each parameter is.
+//! Parse: the annotated impl read into a typed AST ([`Endpoint`]). Nothing here judges whether
+//! the endpoint is valid beyond what parsing needs (`valid.rs` does); every token a later error
+//! may point at is kept.
 
 use darling::{ast::NestedMeta, FromMeta};
 use proc_macro2::Span;
-use quote::ToTokens;
-use syn::{Attribute, FnArg, ImplItem, ImplItemFn, ItemImpl, Meta, Pat, ReturnType, Type};
+use syn::{Attribute, FnArg, Ident, ImplItem, ImplItemFn, ItemImpl, Meta, Pat, ReturnType, Type};
 
-use crate::attr::{MessageArgs, Size};
+use crate::attr::{MessageArgs, ServerEndpoint, Size};
+
+/// The endpoint: its attribute arguments, the impl (with our attributes stripped), and its
+/// handlers, one slot per event.
+pub struct Endpoint {
+    pub args: ServerEndpoint,
+    pub item: ItemImpl,
+    /// The template's parameter names, when the template parsed.
+    pub template: Option<Vec<String>>,
+    pub handshake: Option<Handler>,
+    pub open: Option<Handler>,
+    pub messages: Vec<Handler>,
+    pub close: Option<Handler>,
+    pub error: Option<Handler>,
+    /// Handlers beyond the first of a once-per-endpoint kind (reported by `valid`).
+    pub duplicates: Vec<(Handler, Ident)>,
+    /// Errors met while parsing (bad attribute arguments, `#[path_param]` syntax, …).
+    pub parse_errors: Vec<syn::Error>,
+}
+
+impl Endpoint {
+    /// Every handler, in no particular order.
+    pub fn handlers(&self) -> impl Iterator<Item = &Handler> {
+        self.handshake
+            .iter()
+            .chain(&self.open)
+            .chain(&self.messages)
+            .chain(&self.close)
+            .chain(&self.error)
+    }
+
+    /// The endpoint type's own name (`Chat` in `impl Chat`), if it is a plain path.
+    pub fn self_ident(&self) -> Option<&Ident> {
+        match &*self.item.self_ty {
+            Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| &s.ident),
+            _ => None,
+        }
+    }
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kind {
+    Handshake,
     Open,
     Message,
     Close,
@@ -18,6 +58,7 @@ pub enum Kind {
 impl Kind {
     pub fn attr_name(self) -> &'static str {
         match self {
+            Kind::Handshake => "on_handshake",
             Kind::Open => "on_open",
             Kind::Message => "on_message",
             Kind::Close => "on_close",
@@ -28,6 +69,7 @@ impl Kind {
     fn from_attr(attr: &Attribute) -> Option<Kind> {
         let last = attr.path().segments.last()?.ident.to_string();
         Some(match last.as_str() {
+            "on_handshake" => Kind::Handshake,
             "on_open" => Kind::Open,
             "on_message" => Kind::Message,
             "on_close" => Kind::Close,
@@ -47,41 +89,139 @@ pub enum PayloadKind {
     Other,
 }
 
-pub enum Param {
-    Session { by_ref: bool },
-    Path { name: String, ty: Type, span: Span },
-    Payload { ty: Type },
-    Extractor { ty: Type },
+/// What a parameter's type is, as far as its name tells.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TypeClass {
+    /// `String`, `Bytes`, `Json<T>`, `Pong`, … (`PayloadKind` says which).
+    Payload(PayloadKind),
+    /// An actix-web extractor known by name (`web::Data<T>`, `HttpRequest`, …).
+    Extractor,
+    /// An extractor that reads the request body (`web::Json`, `web::Form`, `web::Payload`,
+    /// `String`, `Bytes`): in `on_open` the body is the WebSocket stream.
+    BodyExtractor,
     CloseReason,
-    Error,
+    EndpointError,
+    /// `&mut Handshake`, the 101 response being built.
+    Handshake,
+    /// Not known by name.
+    Unknown,
+}
+
+pub enum Param {
+    /// `&Session` (`by_ref`) or `Session`.
+    Session { by_ref: bool, ty: Type },
+    /// `&mut Session`: rejected by `valid`.
+    MutSession { ty: Type },
+    /// `#[path_param]` (or `#[path_param("name")]`).
+    Path { name: String, ty: Type, span: Span },
+    /// Anything else, judged by `valid` against the handler kind.
+    Other {
+        /// The parameter's name, when its pattern is a plain name.
+        name: Option<Ident>,
+        ty: Type,
+        class: TypeClass,
+    },
 }
 
 pub struct Handler {
     pub kind: Kind,
-    pub ident: syn::Ident,
+    pub ident: Ident,
     pub is_async: bool,
-    pub has_receiver: bool,
+    /// `self`, `&self` or `&mut self`, when present.
+    pub receiver: Option<syn::Receiver>,
     pub params: Vec<Param>,
     pub output: ReturnType,
     pub attr: Attribute,
+    pub generics: syn::Generics,
     pub max_message_size: Option<Size>,
 }
 
 impl Handler {
+    /// The payload of an `on_message` handler: its first parameter that is neither the session
+    /// nor a path parameter nor a known extractor. (`valid` checks there is exactly one.)
     pub fn payload(&self) -> Option<&Type> {
         self.params.iter().find_map(|p| match p {
-            Param::Payload { ty } => Some(ty),
+            Param::Other { ty, class, .. }
+                if !matches!(class, TypeClass::Extractor | TypeClass::Handshake) =>
+            {
+                Some(ty)
+            }
             _ => None,
         })
     }
+
+    /// The types of the extractor parameters (of `on_open` and `on_handshake`), in order.
+    pub fn extractors(&self) -> Vec<&Type> {
+        self.params
+            .iter()
+            .filter_map(|p| match p {
+                Param::Other { ty, class, .. } if *class != TypeClass::Handshake => Some(ty),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A constructor-style `on_open`: no receiver, returns `Self` (or `Result<Self, E>`).
+    pub fn is_constructor(&self, self_ident: Option<&Ident>) -> bool {
+        self.receiver.is_none() && returns_self(&self.output, self_ident)
+    }
 }
 
-fn last_ident(ty: &Type) -> Option<String> {
+/// Whether the return type is `Self` / the endpoint type, or a `Result` of it.
+pub fn returns_self(output: &ReturnType, self_ident: Option<&Ident>) -> bool {
+    let ReturnType::Type(_, ty) = output else {
+        return false;
+    };
+    fn is_self(ty: &Type, self_ident: Option<&Ident>) -> bool {
+        match ty {
+            Type::Group(g) => is_self(&g.elem, self_ident),
+            Type::Paren(p) => is_self(&p.elem, self_ident),
+            Type::Path(p) if p.qself.is_none() => {
+                let Some(last) = p.path.segments.last() else {
+                    return false;
+                };
+                if last.ident == "Self" || self_ident.is_some_and(|s| *s == last.ident) {
+                    return true;
+                }
+                if last.ident == "Result" {
+                    if let syn::PathArguments::AngleBracketed(args) = &last.arguments {
+                        if let Some(syn::GenericArgument::Type(first)) = args.args.first() {
+                            return is_self(first, self_ident);
+                        }
+                    }
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+    is_self(ty, self_ident)
+}
+
+pub fn last_ident(ty: &Type) -> Option<String> {
     match ty {
         Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.to_string()),
         Type::Group(g) => last_ident(&g.elem),
         Type::Paren(p) => last_ident(&p.elem),
         _ => None,
+    }
+}
+
+/// The path segments before the last one (`web` in `web::Data<T>`).
+fn prefix(ty: &Type) -> Vec<String> {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => {
+            let segs: Vec<String> = p
+                .path
+                .segments
+                .iter()
+                .map(|s| s.ident.to_string())
+                .collect();
+            segs[..segs.len().saturating_sub(1)].to_vec()
+        }
+        Type::Group(g) => prefix(&g.elem),
+        Type::Paren(p) => prefix(&p.elem),
+        _ => Vec::new(),
     }
 }
 
@@ -95,13 +235,44 @@ pub fn payload_kind(ty: &Type) -> PayloadKind {
     }
 }
 
-fn is_session(ty: &Type) -> Option<bool> {
-    match ty {
-        Type::Reference(r) if r.mutability.is_none() => {
-            (last_ident(&r.elem).as_deref() == Some("Session")).then_some(true)
-        }
-        _ => (last_ident(ty).as_deref() == Some("Session")).then_some(false),
+fn classify(ty: &Type) -> TypeClass {
+    if let Type::Reference(r) = ty {
+        return match (r.mutability.is_some(), last_ident(&r.elem).as_deref()) {
+            (true, Some("Handshake")) => TypeClass::Handshake,
+            (false, Some("HttpRequest")) => TypeClass::Extractor,
+            _ => TypeClass::Unknown,
+        };
     }
+    let web = prefix(ty).iter().any(|s| s == "web" || s == "actix_web");
+    match last_ident(ty).as_deref() {
+        Some("CloseReason") => TypeClass::CloseReason,
+        Some("EndpointError") => TypeClass::EndpointError,
+        Some("Form") | Some("Payload") => TypeClass::BodyExtractor,
+        Some("Json") if web => TypeClass::BodyExtractor,
+        Some(
+            "Data" | "Query" | "HttpRequest" | "Header" | "ReqData" | "ConnectionInfo" | "PeerAddr"
+            | "Method" | "Uri" | "Version" | "ThinData" | "Redirect",
+        ) => TypeClass::Extractor,
+        Some("Path") if web => TypeClass::Extractor,
+        _ => match payload_kind(ty) {
+            PayloadKind::Other => TypeClass::Unknown,
+            kind => TypeClass::Payload(kind),
+        },
+    }
+}
+
+/// `Session` / `&Session` / `&mut Session` (ours: a path ending in `Session`, unless it goes
+/// through another crate such as `actix_session::Session`).
+fn session_param(ty: &Type) -> Option<(bool, bool)> {
+    let (by_ref, mutable, inner) = match ty {
+        Type::Reference(r) => (true, r.mutability.is_some(), &*r.elem),
+        other => (false, false, other),
+    };
+    let ours = last_ident(inner).as_deref() == Some("Session")
+        && prefix(inner).first().is_none_or(|first| {
+            matches!(first.as_str(), "ws_endpoint" | "crate" | "self" | "super")
+        });
+    ours.then_some((by_ref, mutable))
 }
 
 fn is_path_param_attr(attr: &Attribute) -> bool {
@@ -131,38 +302,79 @@ fn path_param_name(attr: &Attribute) -> syn::Result<Option<(String, Span)>> {
     }
 }
 
-/// Parses every handler of the impl, strips our attributes from it, and collects errors.
-pub fn handlers(item: &mut ItemImpl, errors: &mut darling::error::Accumulator) -> Vec<Handler> {
-    let mut out = Vec::new();
+/// Reads the impl: strips our attributes (from every method, so one mistake gives one error)
+/// and sorts the handlers into their slots.
+pub fn parse(args: ServerEndpoint, mut item: ItemImpl, template: Option<Vec<String>>) -> Endpoint {
+    let mut parse_errors = Vec::new();
+    let mut found = Vec::new();
     for impl_item in &mut item.items {
         let ImplItem::Fn(method) = impl_item else {
             continue;
         };
-        if let Some(h) = handler(method, errors) {
-            out.push(h);
+        if let Some(h) = handler(method, &mut parse_errors) {
+            found.push(h);
         }
     }
-    out
+    let mut ep = Endpoint {
+        args,
+        item,
+        template,
+        handshake: None,
+        open: None,
+        messages: Vec::new(),
+        close: None,
+        error: None,
+        duplicates: Vec::new(),
+        parse_errors,
+    };
+    for h in found {
+        let slot = match h.kind {
+            Kind::Message => {
+                ep.messages.push(h);
+                continue;
+            }
+            Kind::Handshake => &mut ep.handshake,
+            Kind::Open => &mut ep.open,
+            Kind::Close => &mut ep.close,
+            Kind::Error => &mut ep.error,
+        };
+        match slot {
+            Some(first) => {
+                let first = first.ident.clone();
+                ep.duplicates.push((h, first));
+            }
+            None => *slot = Some(h),
+        }
+    }
+    ep
 }
 
-fn handler(method: &mut ImplItemFn, errors: &mut darling::error::Accumulator) -> Option<Handler> {
+/// Strips our attributes from an impl that will not be expanded (its `#[server_endpoint]`
+/// arguments did not parse), so that only the real mistake is reported.
+pub fn strip(item: &mut ItemImpl) {
+    let mut ignored = Vec::new();
+    for impl_item in &mut item.items {
+        if let ImplItem::Fn(method) = impl_item {
+            let _ = handler(method, &mut ignored);
+        }
+    }
+}
+
+fn handler(method: &mut ImplItemFn, errors: &mut Vec<syn::Error>) -> Option<Handler> {
     let mut found: Option<(Kind, Attribute)> = None;
     let mut keep = Vec::new();
     for attr in method.attrs.drain(..) {
         match Kind::from_attr(&attr) {
             Some(kind) => {
                 if let Some((first, _)) = &found {
-                    errors.push(
-                        syn::Error::new_spanned(
-                            &attr,
-                            format!(
-                                "`{}` is already marked #[{}]; a method handles one event",
-                                method.sig.ident,
-                                first.attr_name()
-                            ),
-                        )
-                        .into(),
-                    );
+                    errors.push(syn::Error::new_spanned(
+                        &attr,
+                        format!(
+                            "`{}` is already marked #[{}]; a method handles one event",
+                            method.sig.ident,
+                            first.attr_name()
+                        ),
+                    ));
                 } else {
                     found = Some((kind, attr));
                 }
@@ -191,8 +403,7 @@ fn handler(method: &mut ImplItemFn, errors: &mut darling::error::Accumulator) ->
         }
     }
     let (kind, attr) = found?;
-    let original = method.clone();
-    let sig = &original.sig;
+    let sig = &method.sig;
 
     let mut max_message_size = None;
     match (&attr.meta, kind) {
@@ -203,70 +414,48 @@ fn handler(method: &mut ImplItemFn, errors: &mut darling::error::Accumulator) ->
                 .and_then(|items| MessageArgs::from_list(&items))
             {
                 Ok(args) => max_message_size = args.max_message_size,
-                Err(e) => errors.push(e),
+                Err(e) => errors.push(e.into()),
             }
         }
-        (meta, _) => errors.push(
-            syn::Error::new_spanned(meta, format!("#[{}] takes no arguments", kind.attr_name()))
-                .into(),
-        ),
+        (meta, _) => errors.push(syn::Error::new_spanned(
+            meta,
+            format!("#[{}] takes no arguments", kind.attr_name()),
+        )),
     }
 
-    if let Some(param) = sig
-        .generics
-        .params
-        .iter()
-        .find(|p| !matches!(p, syn::GenericParam::Lifetime(_)))
-    {
-        errors.push(
-            syn::Error::new_spanned(param, "handlers cannot have type or const parameters").into(),
-        );
-    }
-
-    let mut has_receiver = false;
+    let mut receiver = None;
     let mut params = Vec::new();
-    let mut seen_payload = false;
-    let mut seen_reason = false;
-    let mut seen_error = false;
     for (input, path_attr) in raw_inputs {
         let pt = match input {
             FnArg::Receiver(r) => {
-                if !matches!(&*r.ty, Type::Reference(_)) {
-                    errors.push(
-                        syn::Error::new_spanned(
-                            &r,
-                            "handlers take `&mut self` or `&self`: the endpoint instance lives as long as its connection",
-                        )
-                        .into(),
-                    );
-                }
-                has_receiver = true;
+                receiver = Some(r);
                 continue;
             }
             FnArg::Typed(pt) => pt,
         };
         let ty = (*pt.ty).clone();
+        let plain_name = match &*pt.pat {
+            Pat::Ident(pi) => Some(pi.ident.clone()),
+            _ => None,
+        };
         if let Some(attr) = path_attr {
             let name = match path_param_name(&attr) {
                 Ok(Some(name)) => Some(name),
-                Ok(None) => match &*pt.pat {
-                    Pat::Ident(pi) => Some((
-                        pi.ident.to_string().trim_start_matches("r#").to_owned(),
-                        pi.ident.span(),
+                Ok(None) => match &plain_name {
+                    Some(ident) => Some((
+                        ident.to_string().trim_start_matches("r#").to_owned(),
+                        ident.span(),
                     )),
-                    other => {
-                        errors.push(
-                            syn::Error::new_spanned(
-                                other,
-                                "name the template parameter: #[path_param(\"room\")] (the pattern is not a plain name)",
-                            )
-                            .into(),
-                        );
+                    None => {
+                        errors.push(syn::Error::new_spanned(
+                            &pt.pat,
+                            "name the template parameter: #[path_param(\"room\")] (the pattern is not a plain name)",
+                        ));
                         None
                     }
                 },
                 Err(e) => {
-                    errors.push(e.into());
+                    errors.push(e);
                     None
                 }
             };
@@ -275,92 +464,29 @@ fn handler(method: &mut ImplItemFn, errors: &mut darling::error::Accumulator) ->
             }
             continue;
         }
-        if let Type::Reference(r) = &ty {
-            if r.mutability.is_some() && last_ident(&r.elem).as_deref() == Some("Session") {
-                errors.push(
-                    syn::Error::new_spanned(
-                        &pt.ty,
-                        "take the session as `&Session` (or `Session`): it is shared, and every method takes `&self`",
-                    )
-                    .into(),
-                );
-                continue;
+        match session_param(&ty) {
+            Some((_, true)) => params.push(Param::MutSession { ty }),
+            Some((by_ref, false)) => params.push(Param::Session { by_ref, ty }),
+            None => {
+                let class = classify(&ty);
+                params.push(Param::Other {
+                    name: plain_name,
+                    ty,
+                    class,
+                })
             }
         }
-        if let Some(by_ref) = is_session(&ty) {
-            params.push(Param::Session { by_ref });
-            continue;
-        }
-        match kind {
-            Kind::Open => params.push(Param::Extractor { ty }),
-            Kind::Message => {
-                if seen_payload {
-                    errors.push(
-                        syn::Error::new_spanned(
-                            &pt.ty,
-                            "#[on_message] takes exactly one payload (String, Bytes, Vec<u8>, Json<T> or Pong); this is a second one",
-                        )
-                        .into(),
-                    );
-                } else {
-                    seen_payload = true;
-                    params.push(Param::Payload { ty });
-                }
-            }
-            Kind::Close => {
-                if last_ident(&ty).as_deref() == Some("CloseReason") && !seen_reason {
-                    seen_reason = true;
-                    params.push(Param::CloseReason);
-                } else {
-                    errors.push(
-                        syn::Error::new_spanned(
-                            &pt.ty,
-                            format!(
-                                "#[on_close] cannot take `{}`: it takes &Session, CloseReason and #[path_param] parameters",
-                                ty.to_token_stream()
-                            ),
-                        )
-                        .into(),
-                    );
-                }
-            }
-            Kind::Error => {
-                if last_ident(&ty).as_deref() == Some("EndpointError") && !seen_error {
-                    seen_error = true;
-                    params.push(Param::Error);
-                } else {
-                    errors.push(
-                        syn::Error::new_spanned(
-                            &pt.ty,
-                            format!(
-                                "#[on_error] cannot take `{}`: it takes &Session, EndpointError and #[path_param] parameters",
-                                ty.to_token_stream()
-                            ),
-                        )
-                        .into(),
-                    );
-                }
-            }
-        }
-    }
-    if kind == Kind::Message && !seen_payload {
-        errors.push(
-            syn::Error::new_spanned(
-                &sig.ident,
-                "#[on_message] needs a payload parameter: String (text), Bytes or Vec<u8> (binary), Json<T> (text) or Pong",
-            )
-            .into(),
-        );
     }
 
     Some(Handler {
         kind,
         ident: sig.ident.clone(),
         is_async: sig.asyncness.is_some(),
-        has_receiver,
+        receiver,
         params,
         output: sig.output.clone(),
-        attr: attr.clone(),
+        attr,
+        generics: sig.generics.clone(),
         max_message_size,
     })
 }

@@ -1,173 +1,12 @@
-//! Emits the `Endpoint` impl and the `endpoint()` constructor.
+//! Expand: the typed, validated [`Endpoint`] into the `Endpoint` impl and the `endpoint()` /
+//! `hub()` constructors. Cannot fail: every rule was checked by `valid`, and what only the type
+//! checker can tell is asked of it through traits spanned at the user's tokens.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::{spanned::Spanned, ItemImpl, ReturnType, Type};
 
-use crate::{
-    ast::{self, Handler, Kind, Param, PayloadKind},
-    attr::ServerEndpoint,
-    valid,
-};
-
-/// Validates the parsed endpoint and expands it; all errors found are returned together.
-pub fn endpoint(args: ServerEndpoint, mut item: ItemImpl) -> Result<TokenStream, TokenStream> {
-    let mut errors = darling::Error::accumulator();
-
-    let template = match valid::path_template(&args.path) {
-        Ok(names) => Some(names),
-        Err(e) => {
-            errors.push(e.into());
-            None
-        }
-    };
-    for p in &args.args.subprotocols {
-        if let Err(e) = valid::subprotocol(p) {
-            errors.push(e.into());
-        }
-    }
-    if let Some(policy) = &args.args.slow_consumer {
-        if !matches!(policy.value().as_str(), "drop_messages" | "close") {
-            errors.push(
-                syn::Error::new(
-                    policy.span(),
-                    format!(
-                        "unknown slow_consumer policy \"{}\": use \"drop_messages\" or \"close\"",
-                        policy.value()
-                    ),
-                )
-                .into(),
-            );
-        }
-    }
-    if !item.generics.params.is_empty() {
-        errors.push(
-            syn::Error::new_spanned(&item.generics, "#[server_endpoint] types cannot be generic")
-                .into(),
-        );
-    }
-    if let Some((_, path, _)) = &item.trait_ {
-        errors.push(
-            syn::Error::new_spanned(
-                path,
-                "#[server_endpoint] goes on an inherent impl (`impl MyEndpoint { ... }`), not a trait impl",
-            )
-            .into(),
-        );
-    }
-
-    let handlers = ast::handlers(&mut item, &mut errors);
-    check_duplicates(&handlers, &mut errors);
-    if let Some(names) = &template {
-        check_path_params(&handlers, names, &args.path, &mut errors);
-    }
-
-    let fallback = fallback(&item);
-    if let Err(e) = errors.finish() {
-        let errs = e.write_errors();
-        return Err(quote! { #fallback #errs });
-    }
-    Ok(expand(&args, &item, &handlers, fallback))
-}
-
-fn check_duplicates(handlers: &[Handler], errors: &mut darling::error::Accumulator) {
-    for kind in [Kind::Open, Kind::Close, Kind::Error] {
-        let mut of_kind = handlers.iter().filter(|h| h.kind == kind);
-        if let Some(first) = of_kind.next() {
-            for dup in of_kind {
-                errors.push(
-                    syn::Error::new_spanned(
-                        &dup.attr.meta,
-                        format!(
-                            "a second #[{}] handler: `{}` already handles it (one per endpoint)",
-                            kind.attr_name(),
-                            first.ident
-                        ),
-                    )
-                    .into(),
-                );
-            }
-        }
-    }
-    let messages: Vec<&Handler> = handlers
-        .iter()
-        .filter(|h| h.kind == Kind::Message)
-        .collect();
-    for (i, h) in messages.iter().enumerate() {
-        let Some(ty) = h.payload() else { continue };
-        let kind = ast::payload_kind(ty);
-        if kind == PayloadKind::Other {
-            continue;
-        }
-        if let Some(prev) = messages[..i]
-            .iter()
-            .find(|p| p.payload().map(ast::payload_kind) == Some(kind))
-        {
-            let what = match kind {
-                PayloadKind::Text => "text",
-                PayloadKind::Binary => "binary",
-                _ => "pong",
-            };
-            errors.push(
-                syn::Error::new_spanned(
-                    ty,
-                    format!(
-                        "a second #[on_message] handler for {what} messages: `{}` already takes them (one handler per message kind)",
-                        prev.ident
-                    ),
-                )
-                .into(),
-            );
-        }
-    }
-}
-
-fn check_path_params(
-    handlers: &[Handler],
-    names: &[String],
-    path: &syn::LitStr,
-    errors: &mut darling::error::Accumulator,
-) {
-    for h in handlers {
-        for p in &h.params {
-            let Param::Path { name, span, .. } = p else {
-                continue;
-            };
-            if names.iter().any(|n| n == name) {
-                continue;
-            }
-            let hint = names
-                .iter()
-                .map(|n| (strsim::jaro_winkler(n, name), n))
-                .filter(|(score, _)| *score > 0.8)
-                .max_by(|a, b| a.0.total_cmp(&b.0))
-                .map(|(_, n)| format!("; did you mean `{n}`?"))
-                .unwrap_or_default();
-            let known = if names.is_empty() {
-                "it has no parameters".to_owned()
-            } else {
-                format!(
-                    "its parameters are {}",
-                    names
-                        .iter()
-                        .map(|n| format!("`{n}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            };
-            errors.push(
-                syn::Error::new(
-                    *span,
-                    format!(
-                        "no `{{{name}}}` in the path template \"{}\": {known}{hint}",
-                        path.value()
-                    ),
-                )
-                .into(),
-            );
-        }
-    }
-}
+use crate::ast::{Endpoint, Handler, Kind, Param, TypeClass};
 
 /// What is emitted when the endpoint has errors: the impl without our attributes and an
 /// `endpoint()` that type-checks, so one mistake gives one error.
@@ -177,7 +16,7 @@ pub(crate) fn fallback(item: &ItemImpl) -> TokenStream {
         #item
         impl #self_ty {
             #[allow(dead_code)]
-            pub fn endpoint() -> ::ws_endpoint::EndpointService<::ws_endpoint::__private::FallbackEndpoint> {
+            pub fn endpoint() -> ::ws_endpoint::EndpointService<::ws_endpoint::__private_0_1::FallbackEndpoint> {
                 ::core::unreachable!()
             }
             #[allow(dead_code)]
@@ -188,52 +27,96 @@ pub(crate) fn fallback(item: &ItemImpl) -> TokenStream {
     }
 }
 
-struct Call {
-    /// `let` statements that prepare the arguments.
-    prelude: TokenStream,
-    /// The handler call, awaited if async, bound to `__ret`.
-    call: TokenStream,
-    /// `reply(__session, __ret).await`, spanned at the return type so that a return type that
-    /// cannot be sent is reported there.
-    reply: TokenStream,
-    /// `finish(__session, __ret)`, likewise.
-    finish: TokenStream,
+/// The distinct `(name, type)` path parameters of all handlers: parsed once at the handshake
+/// into a tuple, of which each handler gets a clone of its fields.
+struct PathParams {
+    entries: Vec<(String, String, Type)>,
 }
 
-/// Builds the call of one handler. `on_bad_param` is what to do when a path parameter fails to
-/// re-parse (it was validated at the handshake).
-fn call(h: &Handler, extractor_vars: &[syn::Ident], on_bad_param: &TokenStream) -> Call {
-    let mut prelude = TokenStream::new();
+impl PathParams {
+    fn of(ep: &Endpoint) -> Self {
+        let mut entries: Vec<(String, String, Type)> = Vec::new();
+        for h in ep.handlers() {
+            for p in &h.params {
+                if let Param::Path { name, ty, .. } = p {
+                    let key = quote!(#ty).to_string();
+                    if !entries.iter().any(|(n, k, _)| n == name && *k == key) {
+                        entries.push((name.clone(), key, ty.clone()));
+                    }
+                }
+            }
+        }
+        PathParams { entries }
+    }
+
+    fn index(&self, name: &str, ty: &Type) -> usize {
+        let key = quote!(#ty).to_string();
+        self.entries
+            .iter()
+            .position(|(n, k, _)| n == name && *k == key)
+            .expect("every path parameter is listed")
+    }
+
+    fn tuple_type(&self) -> TokenStream {
+        let tys = self.entries.iter().map(|(_, _, ty)| ty);
+        quote!((#(#tys,)*))
+    }
+}
+
+/// How one handler is called.
+struct Call {
+    /// `let` statements that prepare the arguments (the path parameters' tuple).
+    prelude: TokenStream,
+    /// The handler call, awaited if async, bound to `__ret`; spanned at the return type so
+    /// that a return type that cannot be used is reported there.
+    call: TokenStream,
+    ret_span: proc_macro2::Span,
+}
+
+/// `target` is the receiver expression (`self`, `__ep`) for handlers with a receiver.
+fn call(h: &Handler, pp: &PathParams, extractor_vars: &[syn::Ident], target: TokenStream) -> Call {
     let mut args = Vec::new();
     let mut ext = extractor_vars.iter();
-    for (i, p) in h.params.iter().enumerate() {
+    let mut uses_params = false;
+    for p in &h.params {
         match p {
-            Param::Session { by_ref: true } => args.push(quote!(__session)),
-            Param::Session { by_ref: false } => {
+            Param::Session { by_ref: true, .. } => args.push(quote!(__session)),
+            Param::Session { by_ref: false, .. } => {
                 args.push(quote!(::core::clone::Clone::clone(__session)))
             }
+            Param::MutSession { .. } => args.push(quote!(__session)),
             Param::Path { name, ty, .. } => {
-                let var = format_ident!("__path_{}", i);
-                prelude.extend(quote! {
-                    let #var: #ty = match ::ws_endpoint::__private::parse_path::<#ty>(__session.path_param(#name), #name) {
-                        ::core::result::Result::Ok(v) => v,
-                        ::core::result::Result::Err(__e) => { #on_bad_param }
-                    };
+                uses_params = true;
+                let idx = syn::Index::from(pp.index(name, ty));
+                args.push(quote_spanned! {ty.span()=>
+                    (&&::ws_endpoint::__private_0_1::Probe::<#ty>::new()).param(&__pp.#idx)
                 });
-                args.push(quote!(#var));
             }
-            Param::Payload { .. } => args.push(quote!(__payload)),
-            Param::Extractor { .. } => {
-                let var = ext.next().expect("one variable per extractor");
-                args.push(quote!(#var));
-            }
-            Param::CloseReason => args.push(quote!(__reason)),
-            Param::Error => args.push(quote!(__error)),
+            Param::Other { class, .. } => match h.kind {
+                Kind::Message => args.push(quote!(__payload)),
+                Kind::Close => args.push(quote!(__reason)),
+                Kind::Error => args.push(quote!(__error)),
+                Kind::Open | Kind::Handshake if *class == TypeClass::Handshake => {
+                    args.push(quote!(__hs))
+                }
+                Kind::Open | Kind::Handshake => {
+                    let var = ext.next().expect("one variable per extractor");
+                    args.push(quote!(#var));
+                }
+            },
         }
     }
+    let prelude = if uses_params {
+        let tuple = pp.tuple_type();
+        quote! {
+            let __pp = ::ws_endpoint::__private_0_1::params::<#tuple>(__params);
+        }
+    } else {
+        quote!(let _ = __params;)
+    };
     let ident = &h.ident;
-    let target = if h.has_receiver {
-        quote!(self.#ident)
+    let target = if h.receiver.is_some() {
+        quote!(#target.#ident)
     } else {
         quote!(Self::#ident)
     };
@@ -245,29 +128,34 @@ fn call(h: &Handler, extractor_vars: &[syn::Ident], on_bad_param: &TokenStream) 
     let call = quote_spanned! {ret_span=>
         let __ret = #target(#(#args),*) #await_;
     };
-    let reply = quote_spanned! {ret_span=>
-        ::ws_endpoint::__private::reply(__session, __ret).await
-    };
-    let finish = quote_spanned! {ret_span=>
-        ::ws_endpoint::__private::finish(__session, __ret)
-    };
     Call {
         prelude,
         call,
-        reply,
-        finish,
+        ret_span,
     }
 }
 
-fn expand(
-    args: &ServerEndpoint,
-    item: &ItemImpl,
-    handlers: &[Handler],
-    _fb: TokenStream,
-) -> TokenStream {
+/// `let __ext_N = <extract T>.await?;` for each extractor, spanned at its type: a type that is
+/// not an extractor gets one error there, in public terms.
+fn extract(tys: &[&Type], prefix: &str) -> (Vec<syn::Ident>, TokenStream) {
+    let vars: Vec<syn::Ident> = (0..tys.len())
+        .map(|i| format_ident!("__{}_{}", prefix, i))
+        .collect();
+    let mut out = TokenStream::new();
+    for (var, ty) in vars.iter().zip(tys) {
+        out.extend(quote_spanned! {ty.span()=>
+            let #var = (&&::ws_endpoint::__private_0_1::Probe::<#ty>::new()).extract(__req).await?;
+        });
+    }
+    (vars, out)
+}
+
+pub fn expand(ep: &Endpoint) -> TokenStream {
+    let item = &ep.item;
     let self_ty = &item.self_ty;
-    let path = &args.path;
-    let a = &args.args;
+    let path = &ep.args.path;
+    let a = &ep.args.args;
+    let pp = PathParams::of(ep);
 
     // ---- config ----
     let mut config = quote! {
@@ -335,37 +223,19 @@ fn expand(
         });
     }
 
-    let messages: Vec<&Handler> = handlers
-        .iter()
-        .filter(|h| h.kind == Kind::Message)
-        .collect();
-    for h in &messages {
+    for h in &ep.messages {
         if let (Some(size), Some(ty)) = (h.max_message_size, h.payload()) {
             let n = size.0;
             config.extend(quote! {
-                ::ws_endpoint::__private::set_limit(&mut __c, ::ws_endpoint::__private::kind_of::<#ty>(), #n);
+                ::ws_endpoint::__private_0_1::set_limit(&mut __c, ::ws_endpoint::__private_0_1::kind_of::<#ty>(), #n);
             });
         }
     }
 
-    // ---- compile-time checks, spanned at the user's tokens ----
-    let mut checks = TokenStream::new();
-    // (Payload, path-parameter and return types are checked where they are used, with the
-    // user's spans; extractors are also checked by the `OpenArgs` bound, whose error points at
-    // the attribute, so this one points at the parameter.)
-    for h in handlers {
-        for p in &h.params {
-            if let Param::Extractor { ty } = p {
-                checks.extend(quote_spanned! {ty.span()=>
-                    ::ws_endpoint::__private::assert_extractor::<#ty>();
-                });
-            }
-        }
-    }
     // Two handlers for the same kind through types the macro does not know by name.
     let mut kind_asserts = TokenStream::new();
-    for (i, h) in messages.iter().enumerate() {
-        for prev in &messages[..i] {
+    for (i, h) in ep.messages.iter().enumerate() {
+        for prev in &ep.messages[..i] {
             if let (Some(a_ty), Some(b_ty)) = (prev.payload(), h.payload()) {
                 let msg = format!(
                     "a second #[on_message] handler for the same message kind as `{}` (one handler per message kind)",
@@ -373,9 +243,9 @@ fn expand(
                 );
                 kind_asserts.extend(quote_spanned! {b_ty.span()=>
                     const _: () = ::core::assert!(
-                        !::ws_endpoint::__private::same_kind(
-                            ::ws_endpoint::__private::kind_of::<#a_ty>(),
-                            ::ws_endpoint::__private::kind_of::<#b_ty>(),
+                        !::ws_endpoint::__private_0_1::same_kind(
+                            ::ws_endpoint::__private_0_1::kind_of::<#a_ty>(),
+                            ::ws_endpoint::__private_0_1::kind_of::<#b_ty>(),
                         ),
                         #msg
                     );
@@ -385,94 +255,141 @@ fn expand(
     }
 
     let kind_flag = |k: TokenStream| {
-        let tys: Vec<&Type> = messages.iter().filter_map(|h| h.payload()).collect();
+        let tys: Vec<&Type> = ep.messages.iter().filter_map(|h| h.payload()).collect();
         quote! {
-            false #(|| ::ws_endpoint::__private::same_kind(::ws_endpoint::__private::kind_of::<#tys>(), ::ws_endpoint::MessageKind::#k))*
+            false #(|| ::ws_endpoint::__private_0_1::same_kind(::ws_endpoint::__private_0_1::kind_of::<#tys>(), ::ws_endpoint::MessageKind::#k))*
         }
     };
     let text_flag = kind_flag(quote!(Text));
     let binary_flag = kind_flag(quote!(Binary));
     let pong_flag = kind_flag(quote!(Pong));
-    let has_error = handlers.iter().any(|h| h.kind == Kind::Error);
+    let has_error = ep.error.is_some();
 
-    // ---- path parameters checked at the handshake ----
-    let mut path_checks = TokenStream::new();
-    let mut seen = Vec::new();
-    for h in handlers {
-        for p in &h.params {
-            if let Param::Path { name, ty, .. } = p {
-                let key = (name.clone(), quote!(#ty).to_string());
-                if seen.contains(&key) {
-                    continue;
+    // ---- path parameters, parsed once at the handshake ----
+    let mut parse_params = TokenStream::new();
+    let mut param_vars = Vec::new();
+    for (i, (name, _, ty)) in pp.entries.iter().enumerate() {
+        let var = format_ident!("__p_{}", i);
+        let parse = quote_spanned! {ty.span()=>
+            (&&::ws_endpoint::__private_0_1::Probe::<#ty>::new()).parse_path(
+                ::ws_endpoint::__private_0_1::request_path_param(__req, #name), #name,
+            )
+        };
+        parse_params.extend(quote! {
+            let #var: #ty = match #parse {
+                ::core::result::Result::Ok(v) => v,
+                ::core::result::Result::Err(__e) => {
+                    return ::core::result::Result::Err(::ws_endpoint::__private_0_1::path_error(__e));
                 }
-                seen.push(key);
-                path_checks.extend(quote! {
-                    if let ::core::result::Result::Err(__e) = ::ws_endpoint::__private::parse_path::<#ty>(
-                        ::ws_endpoint::__private::request_path_param(__req, #name), #name,
-                    ) {
-                        return ::core::result::Result::Err(::ws_endpoint::__private::path_error(__e));
-                    }
-                });
-            }
-        }
+            };
+        });
+        param_vars.push(var);
     }
 
-    // ---- on_open ----
-    let open = handlers.iter().find(|h| h.kind == Kind::Open);
-    let (open_args_ty, on_open) = match open {
+    // ---- on_handshake, then on_open's extractors ----
+    let hook = match &ep.handshake {
         Some(h) => {
-            let tys: Vec<&Type> = h
-                .params
-                .iter()
-                .filter_map(|p| match p {
-                    Param::Extractor { ty } => Some(ty),
-                    _ => None,
-                })
-                .collect();
-            let vars: Vec<syn::Ident> = (0..tys.len())
-                .map(|i| format_ident!("__ext_{}", i))
-                .collect();
-            let bad = quote!(return ::core::result::Result::Err(__e););
+            let tys = h.extractors();
+            let (vars, extract_hook) = extract(&tys, "hs");
             let Call {
                 prelude,
                 call,
-                reply,
-                ..
-            } = call(h, &vars, &bad);
-            let open_span = h.ident.span();
-            (
-                quote_spanned!(open_span=> (#(#tys,)*)),
-                quote! {
-                    let (#(#vars,)*) = __args;
+                ret_span,
+            } = call(h, &pp, &vars, quote!(self));
+            let check = quote_spanned! {ret_span=>
+                ::ws_endpoint::__private_0_1::handshake_result(__ret)?;
+            };
+            quote! {
+                {
+                    #extract_hook
+                    #prelude
+                    #call
+                    #check
+                }
+            }
+        }
+        None => quote!(let _ = (__params, &__hs);),
+    };
+    let open_tys: Vec<&Type> = ep.open.as_ref().map(|h| h.extractors()).unwrap_or_default();
+    let (open_vars, extract_open) = extract(&open_tys, "ext");
+
+    // ---- open: create the instance and run on_open ----
+    let unpack = quote! {
+        let (#(#open_vars,)*) = *::ws_endpoint::__private_0_1::args::<(#(#open_tys,)*)>(__args);
+    };
+    let create = quote_spanned! {self_ty.span()=>
+        <#self_ty as ::core::default::Default>::default
+    };
+    let open = match &ep.open {
+        Some(h) if h.is_constructor(ep.self_ident()) => {
+            let Call {
+                prelude,
+                call,
+                ret_span,
+            } = call(h, &pp, &open_vars, quote!(__ep));
+            let is_result = matches!(&h.output, ReturnType::Type(_, ty) if crate::ast::last_ident(ty).as_deref() == Some("Result"));
+            let into_result = if is_result {
+                quote_spanned! {ret_span=> __ret.map_err(::ws_endpoint::__private_0_1::handler_error) }
+            } else {
+                quote_spanned! {ret_span=> ::core::result::Result::Ok(__ret) }
+            };
+            quote! {
+                #unpack
+                let __r = ::ws_endpoint::__private_0_1::guarded(async {
+                    #prelude
+                    #call
+                    #into_result
+                }).await;
+                ::ws_endpoint::__private_0_1::constructed(__r)
+            }
+        }
+        Some(h) => {
+            let Call {
+                prelude,
+                call,
+                ret_span,
+            } = call(h, &pp, &open_vars, quote!(__ep));
+            let reply = quote_spanned! {ret_span=>
+                ::ws_endpoint::__private_0_1::reply(__session, __ret).await
+            };
+            quote! {
+                let mut __ep: Self = match ::ws_endpoint::__private_0_1::create(#create) {
+                    ::core::result::Result::Ok(__ep) => __ep,
+                    ::core::result::Result::Err(__e) => return ::ws_endpoint::__private_0_1::Opened::Refused(__e),
+                };
+                #unpack
+                let __r = ::ws_endpoint::__private_0_1::guarded(async {
                     #prelude
                     #call
                     #reply
-                },
-            )
+                }).await;
+                ::ws_endpoint::__private_0_1::opened(__ep, __r)
+            }
         }
-        None => (
-            quote!(()),
-            quote! {
-                let () = __args;
-                ::core::result::Result::Ok(())
-            },
-        ),
+        None => quote! {
+            let _ = (__session, __params, __args);
+            match ::ws_endpoint::__private_0_1::create(#create) {
+                ::core::result::Result::Ok(__ep) => ::ws_endpoint::__private_0_1::Opened::Open(__ep),
+                ::core::result::Result::Err(__e) => ::ws_endpoint::__private_0_1::Opened::Refused(__e),
+            }
+        },
     };
 
     // ---- on_message ----
     let mut on_message = TokenStream::new();
-    for h in &messages {
+    for h in &ep.messages {
         let Some(ty) = h.payload() else { continue };
-        let bad = quote!(return ::core::result::Result::Err(__e););
         let Call {
             prelude,
             call,
-            reply,
-            ..
-        } = call(h, &[], &bad);
+            ret_span,
+        } = call(h, &pp, &[], quote!(self));
+        let reply = quote_spanned! {ret_span=>
+            ::ws_endpoint::__private_0_1::reply(__session, __ret).await
+        };
         on_message.extend(quote! {
-            if ::ws_endpoint::__private::same_kind(__kind, ::ws_endpoint::__private::kind_of::<#ty>()) {
-                let __payload = <#ty as ::ws_endpoint::__private::MessagePayload>::from_message(__msg)?;
+            if ::ws_endpoint::__private_0_1::same_kind(__kind, ::ws_endpoint::__private_0_1::kind_of::<#ty>()) {
+                let __payload = <#ty as ::ws_endpoint::__private_0_1::MessagePayload>::from_message(__msg)?;
                 #prelude
                 #call
                 return #reply;
@@ -481,47 +398,46 @@ fn expand(
     }
 
     // ---- on_close / on_error ----
-    let log_bad = quote! {
-        ::ws_endpoint::__private::log_error(__session, &__e);
-        return;
-    };
-    let on_close = match handlers.iter().find(|h| h.kind == Kind::Close) {
+    let on_close = match &ep.close {
         Some(h) => {
             let Call {
                 prelude,
                 call,
-                finish,
-                ..
-            } = call(h, &[], &log_bad);
+                ret_span,
+            } = call(h, &pp, &[], quote!(self));
+            let finish = quote_spanned! {ret_span=>
+                ::ws_endpoint::__private_0_1::finish(__session, __ret)
+            };
             quote! {
                 #prelude
                 #call
                 #finish;
             }
         }
-        None => quote!(let _ = __reason;),
+        None => quote!(let _ = (__params, __reason);),
     };
-    let on_error = match handlers.iter().find(|h| h.kind == Kind::Error) {
+    let on_error = match &ep.error {
         Some(h) => {
             let Call {
                 prelude,
                 call,
-                reply,
-                ..
-            } = call(h, &[], &log_bad);
+                ret_span,
+            } = call(h, &pp, &[], quote!(self));
+            let reply = quote_spanned! {ret_span=>
+                ::ws_endpoint::__private_0_1::reply(__session, __ret).await
+            };
             quote! {
                 #prelude
                 #call
                 if let ::core::result::Result::Err(__e) = #reply {
-                    ::ws_endpoint::__private::log_error(__session, &__e);
+                    ::ws_endpoint::__private_0_1::log_error(__session, &__e);
                 }
             }
         }
-        None => quote!(::ws_endpoint::__private::log_error(__session, &__error);),
-    };
-
-    let create = quote_spanned! {self_ty.span()=>
-        <#self_ty as ::core::default::Default>::default()
+        None => quote! {
+            let _ = __params;
+            ::ws_endpoint::__private_0_1::log_error(__session, &__error);
+        },
     };
 
     quote! {
@@ -530,7 +446,8 @@ fn expand(
         impl #self_ty {
             /// The actix-web service of this WebSocket endpoint: register it with
             /// `App::new().service(Self::endpoint())`; its builder methods override the
-            /// `#[server_endpoint]` attributes at runtime.
+            /// `#[server_endpoint]` attributes at runtime. See
+            /// [`server_endpoint`](::ws_endpoint::server_endpoint) for the attributes and handlers.
             pub fn endpoint() -> ::ws_endpoint::EndpointService<Self> {
                 ::ws_endpoint::EndpointService::new()
             }
@@ -544,14 +461,14 @@ fn expand(
         const _: () = {
             #kind_asserts
 
-            #[allow(dead_code, clippy::all)]
-            fn __ws_endpoint_checks() {
-                #checks
-            }
+            #[allow(unused_imports)]
+            use ::ws_endpoint::__private_0_1::{
+                CloneFallback as _, CloneProbe as _, ExtractorFallback as _, ExtractorProbe as _,
+                PathParamFallback as _, PathParamProbe as _,
+            };
 
-            #[allow(clippy::all, unused_variables, unreachable_code)]
-            impl ::ws_endpoint::__private::Endpoint for #self_ty {
-                type OpenArgs = #open_args_ty;
+            #[allow(clippy::all, unused_variables, unreachable_code, unused_mut)]
+            impl ::ws_endpoint::__private_0_1::Endpoint for #self_ty {
                 const TEXT: bool = #text_flag;
                 const BINARY: bool = #binary_flag;
                 const PONG: bool = #pong_flag;
@@ -562,29 +479,36 @@ fn expand(
                     __c
                 }
 
-                fn create() -> Self {
-                    #create
+                fn path_params(
+                    __req: &::ws_endpoint::__private_0_1::HttpRequest,
+                ) -> ::core::result::Result<::ws_endpoint::__private_0_1::Params, ::std::string::String> {
+                    #parse_params
+                    ::core::result::Result::Ok(::ws_endpoint::__private_0_1::boxed((#(#param_vars,)*)))
                 }
 
-                fn check_path_params(
-                    __req: &::ws_endpoint::__private::HttpRequest,
-                ) -> ::core::result::Result<(), ::std::string::String> {
-                    #path_checks
-                    ::core::result::Result::Ok(())
+                async fn handshake(
+                    __req: &::ws_endpoint::__private_0_1::HttpRequest,
+                    __params: &::ws_endpoint::__private_0_1::Params,
+                    __hs: &mut ::ws_endpoint::Handshake,
+                ) -> ::core::result::Result<::ws_endpoint::__private_0_1::OpenArgs, ::ws_endpoint::__private_0_1::ActixError> {
+                    #hook
+                    #extract_open
+                    ::core::result::Result::Ok(::ws_endpoint::__private_0_1::boxed((#(#open_vars,)*)))
                 }
 
-                async fn on_open(
-                    &mut self,
+                async fn open(
                     __session: &::ws_endpoint::Session,
-                    __args: Self::OpenArgs,
-                ) -> ::core::result::Result<(), ::ws_endpoint::EndpointError> {
-                    #on_open
+                    __params: &::ws_endpoint::__private_0_1::Params,
+                    __args: ::ws_endpoint::__private_0_1::OpenArgs,
+                ) -> ::ws_endpoint::__private_0_1::Opened<Self> {
+                    #open
                 }
 
                 async fn on_message(
                     &mut self,
                     __session: &::ws_endpoint::Session,
-                    __msg: ::ws_endpoint::__private::Message,
+                    __params: &::ws_endpoint::__private_0_1::Params,
+                    __msg: ::ws_endpoint::__private_0_1::Message,
                 ) -> ::core::result::Result<(), ::ws_endpoint::EndpointError> {
                     let __kind = __msg.kind();
                     #on_message
@@ -594,6 +518,7 @@ fn expand(
                 async fn on_close(
                     &mut self,
                     __session: &::ws_endpoint::Session,
+                    __params: &::ws_endpoint::__private_0_1::Params,
                     __reason: ::ws_endpoint::CloseReason,
                 ) {
                     #on_close
@@ -602,6 +527,7 @@ fn expand(
                 async fn on_error(
                     &mut self,
                     __session: &::ws_endpoint::Session,
+                    __params: &::ws_endpoint::__private_0_1::Params,
                     __error: ::ws_endpoint::EndpointError,
                 ) {
                     #on_error

@@ -1,9 +1,11 @@
 //! Procedural macros of [ws-endpoint](https://docs.rs/ws-endpoint). Depend on `ws-endpoint`,
-//! which re-exports them and documents them; the expansion refers to `::ws_endpoint`.
+//! which re-exports them and documents them (the attribute reference is on
+//! `ws_endpoint::server_endpoint`); the expansion refers to `::ws_endpoint::__private`, whose
+//! version this crate is pinned to.
 //!
-//! Parse (`attr`, `ast`) → validate (`valid`, and the checks in `expand`) → expand (`expand`).
-//! Every mistake is a `syn::Error` on the offending token; with errors, a minimal fallback is
-//! still emitted so one mistake gives one error.
+//! Parse (`attr`, `ast`: a typed [`ast::Endpoint`]) → validate (`valid`: every rule, each error
+//! on the offending token) → expand (`expand`, which cannot fail). With errors, a minimal
+//! fallback is still emitted so one mistake gives one error.
 
 extern crate proc_macro;
 
@@ -15,46 +17,82 @@ mod valid;
 use proc_macro::TokenStream;
 use quote::quote;
 
-/// Turns an impl into a WebSocket endpoint (JSR 356 `@ServerEndpoint`). See the `ws-endpoint`
-/// crate documentation.
+/// Turns an impl into a WebSocket endpoint (JSR 356 `@ServerEndpoint`). Documented in the
+/// `ws-endpoint` crate, which re-exports it.
 #[proc_macro_attribute]
 pub fn server_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {
     let item_tokens: proc_macro2::TokenStream = item.clone().into();
-    let item: syn::ItemImpl = match syn::parse(item) {
+    let mut item: syn::ItemImpl = match syn::parse(item.clone()) {
         Ok(item) => item,
-        Err(e) => {
-            let err = syn::Error::new(
-                e.span(),
-                "#[server_endpoint] goes on an impl block: `impl MyEndpoint { ... }`",
-            )
-            .to_compile_error();
-            return quote!(#item_tokens #err).into();
-        }
+        Err(e) => return misplaced_endpoint(item_tokens, e.span()),
     };
     let args = match attr::parse_server_endpoint(args.into()) {
         Ok(args) => args,
         Err(e) => {
-            // Still expand the impl (without our attributes) so only this error shows.
-            let mut item = item;
-            let mut ignored = darling::Error::accumulator();
-            let _ = ast::handlers(&mut item, &mut ignored);
-            let _ = ignored.finish();
+            // Still emit the impl (without our attributes) so only this error shows.
+            ast::strip(&mut item);
             let errs = e.write_errors();
             let fallback = expand::fallback(&item);
             return quote!(#fallback #errs).into();
         }
     };
-    match expand::endpoint(args, item) {
-        Ok(tokens) | Err(tokens) => tokens.into(),
+    let template = valid::path_template(&args.path).ok();
+    let endpoint = ast::parse(args, item, template);
+    let errors = valid::endpoint(&endpoint);
+    if errors.is_empty() {
+        expand::expand(&endpoint).into()
+    } else {
+        let fallback = expand::fallback(&endpoint.item);
+        let errs = errors.iter().map(syn::Error::to_compile_error);
+        quote!(#fallback #(#errs)*).into()
     }
 }
 
+/// `#[server_endpoint]` on something other than an impl: one error. On a struct or enum, the
+/// type is also marked as meant to be an endpoint, so that the handler attributes of its impl
+/// (which then expand on their own) do not add an error each.
+fn misplaced_endpoint(item: proc_macro2::TokenStream, span: proc_macro2::Span) -> TokenStream {
+    let (ident, generics) = match syn::parse2::<syn::Item>(item.clone()) {
+        Ok(syn::Item::Struct(s)) => (Some(s.ident), s.generics),
+        Ok(syn::Item::Enum(e)) => (Some(e.ident), e.generics),
+        _ => (None, syn::Generics::default()),
+    };
+    let msg = match &ident {
+        Some(name) => format!(
+            "#[server_endpoint] goes on the impl block that holds the handlers, not on the type: move it to `impl {name} {{ ... }}`"
+        ),
+        None => "#[server_endpoint] goes on an impl block: `#[server_endpoint(\"/path\")] impl MyEndpoint { ... }`".to_owned(),
+    };
+    let err = syn::Error::new(span, msg).to_compile_error();
+    let mark = match ident {
+        Some(name) if generics.params.is_empty() => {
+            quote!(impl ::ws_endpoint::__private_0_1::ServerEndpointImpl for #name {})
+        }
+        _ => quote!(),
+    };
+    quote!(#item #mark #err).into()
+}
+
+/// A handler attribute that expanded on its own: its impl has no `#[server_endpoint]`. A method
+/// (it has a receiver) asks at compile time whether its type carries a misplaced
+/// `#[server_endpoint]` (then that one error is enough); anything else is an error here.
 fn misplaced(name: &str, item: TokenStream) -> TokenStream {
-    let item: proc_macro2::TokenStream = item.into();
+    let tokens: proc_macro2::TokenStream = item.clone().into();
+    if let Ok(mut method) = syn::parse::<syn::ImplItemFn>(item) {
+        if method.sig.receiver().is_some() {
+            let span = method.sig.ident.span();
+            let check = quote::quote_spanned! {span=>
+                ::ws_endpoint::__private_0_1::handler_outside_endpoint::<Self>();
+            };
+            let stmt: syn::Stmt = syn::parse2(check).expect("a statement");
+            method.block.stmts.insert(0, stmt);
+            return quote!(#method).into();
+        }
+    }
     let msg = format!(
         "#[{name}] marks a method of an impl that has #[server_endpoint(\"/path\")] on it; put that attribute on the impl"
     );
-    quote!(::core::compile_error!(#msg); #item).into()
+    quote!(::core::compile_error!(#msg); #tokens).into()
 }
 
 /// Marks the handler run once the handshake succeeded (JSR 356 `@OnOpen`). Only valid inside a
@@ -76,6 +114,14 @@ pub fn on_message(_args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn on_close(_args: TokenStream, item: TokenStream) -> TokenStream {
     misplaced("on_close", item)
+}
+
+/// Marks the hook run before the 101 response is sent (JSR 356 `Configurator.modifyHandshake`):
+/// it takes extractors, may add headers to the 101 and may refuse the upgrade with an HTTP error.
+/// Only valid inside a `#[server_endpoint]` impl.
+#[proc_macro_attribute]
+pub fn on_handshake(_args: TokenStream, item: TokenStream) -> TokenStream {
+    misplaced("on_handshake", item)
 }
 
 /// Marks the error handler (JSR 356 `@OnError`). Only valid inside a `#[server_endpoint]` impl.

@@ -1,7 +1,359 @@
-//! Validation of what attributes cannot express in their types: the path template and the
-//! subprotocol tokens.
+//! Validate: every rule an endpoint must follow that the macro can see, each reported on the
+//! offending token with the fix. What only the type checker can tell (is this type an extractor,
+//! a payload, sendable?) is checked by the expansion through traits with their own messages.
 
-use syn::LitStr;
+use syn::{spanned::Spanned, LitStr};
+
+use crate::ast::{self, Endpoint, Handler, Kind, Param, PayloadKind, TypeClass};
+
+type Errors = Vec<syn::Error>;
+
+/// All the errors of the endpoint; empty when it can be expanded.
+pub fn endpoint(ep: &Endpoint) -> Errors {
+    let mut errors: Errors = ep.parse_errors.clone();
+    if let Err(e) = path_template(&ep.args.path) {
+        errors.push(e);
+    }
+    for p in &ep.args.args.subprotocols {
+        if let Err(e) = subprotocol(p) {
+            errors.push(e);
+        }
+    }
+    if let Some(policy) = &ep.args.args.slow_consumer {
+        if !matches!(policy.value().as_str(), "drop_messages" | "close") {
+            errors.push(syn::Error::new(
+                policy.span(),
+                format!(
+                    "unknown slow_consumer policy \"{}\": use \"drop_messages\" or \"close\"",
+                    policy.value()
+                ),
+            ));
+        }
+    }
+    if !ep.item.generics.params.is_empty() {
+        errors.push(syn::Error::new_spanned(
+            &ep.item.generics,
+            "#[server_endpoint] types cannot be generic",
+        ));
+    }
+    if let Some((_, path, _)) = &ep.item.trait_ {
+        errors.push(syn::Error::new_spanned(
+            path,
+            "#[server_endpoint] goes on an inherent impl (`impl MyEndpoint { ... }`), not a trait impl",
+        ));
+    }
+    for (dup, first) in &ep.duplicates {
+        errors.push(syn::Error::new_spanned(
+            &dup.attr.meta,
+            format!(
+                "a second #[{}] handler: `{first}` already handles it (one per endpoint)",
+                dup.kind.attr_name()
+            ),
+        ));
+    }
+    message_kinds(ep, &mut errors);
+    for h in ep.handlers() {
+        handler(ep, h, &mut errors);
+    }
+    errors
+}
+
+/// One `on_message` handler per message kind (for the kinds the macro knows by name; the
+/// others are checked at compile time by the expansion).
+fn message_kinds(ep: &Endpoint, errors: &mut Errors) {
+    let messages = &ep.messages;
+    for (i, h) in messages.iter().enumerate() {
+        let Some(ty) = h.payload() else { continue };
+        let kind = ast::payload_kind(ty);
+        if kind == PayloadKind::Other {
+            continue;
+        }
+        if let Some(prev) = messages[..i]
+            .iter()
+            .find(|p| p.payload().map(ast::payload_kind) == Some(kind))
+        {
+            let what = match kind {
+                PayloadKind::Text => "text",
+                PayloadKind::Binary => "binary",
+                _ => "pong",
+            };
+            errors.push(syn::Error::new_spanned(
+                ty,
+                format!(
+                    "a second #[on_message] handler for {what} messages: `{}` already takes them (one handler per message kind)",
+                    prev.ident
+                ),
+            ));
+        }
+    }
+}
+
+const ONLY_OPEN_EXTRACTS: &str = "only #[on_open] (and #[on_handshake]) take actix-web extractors: take it in #[on_open] and keep what you need in `self`";
+
+fn handler(ep: &Endpoint, h: &Handler, errors: &mut Errors) {
+    if let Some(param) = h
+        .generics
+        .params
+        .iter()
+        .find(|p| !matches!(p, syn::GenericParam::Lifetime(_)))
+    {
+        errors.push(syn::Error::new_spanned(
+            param,
+            "handlers cannot have type or const parameters",
+        ));
+    }
+    match (&h.receiver, h.kind) {
+        (Some(r), Kind::Handshake) => errors.push(syn::Error::new_spanned(
+            r,
+            "#[on_handshake] runs before the endpoint instance exists: remove the receiver (`async fn handshake(req: HttpRequest, hs: &mut Handshake)`)",
+        )),
+        (Some(r), Kind::Open) if ast::returns_self(&h.output, ep.self_ident()) => {
+            errors.push(syn::Error::new_spanned(
+                r,
+                "a constructor-style #[on_open] (one that returns `Self`) has no receiver: `async fn open(session: &Session, ...) -> Self`",
+            ))
+        }
+        (Some(r), _) if !matches!(&*r.ty, syn::Type::Reference(_)) => errors.push(syn::Error::new_spanned(
+            r,
+            "handlers take `&mut self` or `&self`: the endpoint instance lives as long as its connection",
+        )),
+        _ => {}
+    }
+
+    let template = ep.template.as_deref().unwrap_or(&[]);
+    // Payload candidates of an `on_message` handler: not the session, not a path parameter, not
+    // a known extractor.
+    let candidates: Vec<(&Option<syn::Ident>, &syn::Type, TypeClass)> = h
+        .params
+        .iter()
+        .filter_map(|p| match p {
+            Param::Other { name, ty, class }
+                if !matches!(
+                    class,
+                    TypeClass::Extractor
+                        | TypeClass::Handshake
+                        | TypeClass::CloseReason
+                        | TypeClass::EndpointError
+                ) =>
+            {
+                Some((name, ty, *class))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut seen_payload = false;
+    let mut seen_reason = false;
+    let mut seen_error = false;
+    let mut seen_handshake = false;
+    for p in &h.params {
+        match p {
+            Param::MutSession { ty } => errors.push(syn::Error::new_spanned(
+                ty,
+                "take the session as `&Session` (or `Session`): it is shared, and every method takes `&self`",
+            )),
+            Param::Session { ty, .. } if h.kind == Kind::Handshake => {
+                errors.push(syn::Error::new_spanned(
+                    ty,
+                    "#[on_handshake] runs before the session exists: take `&mut Handshake` (headers of the 101, properties for the session) and the request's extractors",
+                ))
+            }
+            Param::Session { .. } => {}
+            Param::Path { name, span, .. } => {
+                if let Some(names) = &ep.template {
+                    path_param_in_template(name, *span, names, &ep.args.path, errors);
+                }
+            }
+            Param::Other {
+                name: pname,
+                ty,
+                class,
+            } => {
+                // Named like a template parameter, without #[path_param].
+                if let Some(ident) = pname {
+                    let n = ident.to_string();
+                    let n = n.trim_start_matches("r#");
+                    let ambiguous = h.kind == Kind::Message && candidates.len() < 2;
+                    if template.iter().any(|t| t == n)
+                        && !ambiguous
+                        && !matches!(class, TypeClass::Handshake | TypeClass::Extractor)
+                    {
+                        errors.push(syn::Error::new_spanned(
+                            ident,
+                            format!(
+                                "`{n}` is named like the path template's `{{{n}}}` but is not marked: write `#[path_param] {n}: {}` to receive it (or rename the parameter)",
+                                show(ty)
+                            ),
+                        ));
+                        continue;
+                    }
+                }
+                other_param(
+                    h,
+                    ty,
+                    *class,
+                    &candidates,
+                    (&mut seen_payload, &mut seen_reason, &mut seen_error),
+                    &mut seen_handshake,
+                    errors,
+                );
+            }
+        }
+    }
+    if h.kind == Kind::Message && candidates.is_empty() {
+        errors.push(syn::Error::new_spanned(
+            &h.ident,
+            "#[on_message] needs a payload parameter: String (text), Bytes or Vec<u8> (binary), Json<T> (text) or Pong",
+        ));
+    }
+}
+
+fn other_param(
+    h: &Handler,
+    ty: &syn::Type,
+    class: TypeClass,
+    candidates: &[(&Option<syn::Ident>, &syn::Type, TypeClass)],
+    (seen_payload, seen_reason, seen_error): (&mut bool, &mut bool, &mut bool),
+    seen_handshake: &mut bool,
+    errors: &mut Errors,
+) {
+    let shown = show(ty);
+    let err = |msg: String| syn::Error::new_spanned(ty, msg);
+    match h.kind {
+        Kind::Open | Kind::Handshake => match class {
+            TypeClass::BodyExtractor | TypeClass::Payload(PayloadKind::Text | PayloadKind::Binary) => {
+                errors.push(err(format!(
+                    "#[{}] cannot take `{shown}`: it would read the upgrade request's body, and that body is the WebSocket stream itself; take messages in an #[on_message] handler",
+                    h.kind.attr_name()
+                )))
+            }
+            TypeClass::CloseReason | TypeClass::EndpointError => errors.push(err(format!(
+                "#[{}] cannot take `{shown}`: it takes `&Session`, `#[path_param]` parameters and actix-web extractors",
+                h.kind.attr_name()
+            ))),
+            TypeClass::Handshake if h.kind == Kind::Open => errors.push(err(
+                "`&mut Handshake` belongs to #[on_handshake], which runs before the 101 is sent; #[on_open] runs after it".into(),
+            )),
+            TypeClass::Handshake => {
+                if std::mem::replace(seen_handshake, true) {
+                    errors.push(err("a second `&mut Handshake`".into()));
+                }
+            }
+            // An extractor: checked at compile time by the expansion.
+            _ => {}
+        },
+        Kind::Message => match class {
+            TypeClass::Extractor => errors.push(err(format!(
+                "#[on_message] cannot take `{shown}`: {ONLY_OPEN_EXTRACTS}"
+            ))),
+            TypeClass::CloseReason | TypeClass::EndpointError | TypeClass::Handshake => {
+                errors.push(err(format!(
+                    "#[on_message] cannot take `{shown}`: it takes one payload, `&Session` and `#[path_param]` parameters"
+                )))
+            }
+            _ => {
+                if !std::mem::replace(seen_payload, true) {
+                    // The first candidate is the payload, unless a later one is known by name
+                    // and this one is not (then this one is the mistake).
+                    let known_later = class == TypeClass::Unknown
+                        && candidates
+                            .iter()
+                            .any(|(_, _, c)| matches!(c, TypeClass::Payload(_)));
+                    if known_later {
+                        *seen_payload = false;
+                        errors.push(not_a_payload(ty, &shown));
+                    }
+                } else if class == TypeClass::Unknown
+                    || class == TypeClass::BodyExtractor
+                {
+                    errors.push(not_a_payload(ty, &shown));
+                } else {
+                    errors.push(err(
+                        "#[on_message] takes exactly one payload (String, Bytes, Vec<u8>, Json<T> or Pong); this is a second one".into(),
+                    ));
+                }
+            }
+        },
+        Kind::Close | Kind::Error => {
+            let (wanted, seen, takes) = if h.kind == Kind::Close {
+                (TypeClass::CloseReason, seen_reason, "CloseReason")
+            } else {
+                (TypeClass::EndpointError, seen_error, "EndpointError")
+            };
+            if class == wanted && !*seen {
+                *seen = true;
+            } else if class == TypeClass::Extractor {
+                errors.push(err(format!(
+                    "#[{}] cannot take `{shown}`: {ONLY_OPEN_EXTRACTS}",
+                    h.kind.attr_name()
+                )));
+            } else {
+                errors.push(err(format!(
+                    "#[{}] cannot take `{shown}`: it takes &Session, {takes} and #[path_param] parameters",
+                    h.kind.attr_name()
+                )));
+            }
+        }
+    }
+}
+
+/// A type as the user wrote it (`web::Data<Db>`, not `web :: Data < Db >`).
+pub fn show(ty: &syn::Type) -> String {
+    let s = quote::ToTokens::to_token_stream(ty).to_string();
+    s.replace(" :: ", "::")
+        .replace(":: ", "::")
+        .replace(" < ", "<")
+        .replace("< ", "<")
+        .replace(" >", ">")
+        .replace(" ,", ",")
+        .replace("& ", "&")
+}
+
+fn not_a_payload(ty: &syn::Type, shown: &str) -> syn::Error {
+    syn::Error::new(
+        ty.span(),
+        format!(
+            "#[on_message] takes one payload (String, Bytes, Vec<u8>, Json<T>, Pong, …) and `{shown}` is a second parameter: if it is an actix-web extractor, {ONLY_OPEN_EXTRACTS}"
+        ),
+    )
+}
+
+fn path_param_in_template(
+    name: &str,
+    span: proc_macro2::Span,
+    names: &[String],
+    path: &LitStr,
+    errors: &mut Errors,
+) {
+    if names.iter().any(|n| n == name) {
+        return;
+    }
+    let hint = names
+        .iter()
+        .map(|n| (strsim::jaro_winkler(n, name), n))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, n)| format!("; did you mean `{n}`?"))
+        .unwrap_or_default();
+    let known = if names.is_empty() {
+        "it has no parameters".to_owned()
+    } else {
+        format!(
+            "its parameters are {}",
+            names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    errors.push(syn::Error::new(
+        span,
+        format!(
+            "no `{{{name}}}` in the path template \"{}\": {known}{hint}",
+            path.value()
+        ),
+    ));
+}
 
 /// Parses an actix-web path template and returns its parameter names, or an error on the
 /// literal saying what is wrong.

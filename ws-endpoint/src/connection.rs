@@ -21,7 +21,7 @@ use tokio::time::{sleep_until, timeout, timeout_at};
 use crate::{
     close::{CloseCode, CloseReason},
     config::EndpointConfig,
-    endpoint::Endpoint,
+    endpoint::{Endpoint, OpenArgs, Opened, Params},
     error::{EndpointError, SendError},
     message::Message,
     registry::Registered,
@@ -29,7 +29,7 @@ use crate::{
     wire::{Decoder, Event as WireEvent, WireError},
 };
 
-fn panic_message(payload: Box<dyn Any + Send>) -> String {
+pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -39,7 +39,7 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
     }
 }
 
-async fn guarded<T>(fut: impl Future<Output = T>) -> Result<T, String> {
+pub(crate) async fn guarded<T>(fut: impl Future<Output = T>) -> Result<T, String> {
     AssertUnwindSafe(fut)
         .catch_unwind()
         .await
@@ -47,12 +47,18 @@ async fn guarded<T>(fut: impl Future<Output = T>) -> Result<T, String> {
 }
 
 /// Hands an error to `on_error`, or logs it when the endpoint has none.
-async fn report<E: Endpoint>(ep: &mut E, session: &Session, err: EndpointError) {
+/// The endpoint instance with the path parameters its handlers take.
+struct Live<E> {
+    ep: E,
+    params: Params,
+}
+
+async fn report<E: Endpoint>(ep: &mut Live<E>, session: &Session, err: EndpointError) {
     if matches!(err, EndpointError::Send(SendError::Closed)) && !session.is_open() {
         return; // a reply after the handler itself closed the session: nothing to report
     }
     if E::ON_ERROR {
-        if let Err(panic) = guarded(ep.on_error(session, err)).await {
+        if let Err(panic) = guarded(ep.ep.on_error(session, &ep.params, err)).await {
             tracing::error!(session = %session.id(), panic, "on_error handler panicked");
         }
     } else {
@@ -70,7 +76,7 @@ fn close_with(session: &Session, reason: CloseReason) -> CloseReason {
 }
 
 /// `on_error(err)`, then, if the error closes the session, the close frame its code says.
-async fn fail<E: Endpoint>(ep: &mut E, session: &Session, err: EndpointError) -> CloseReason {
+async fn fail<E: Endpoint>(ep: &mut Live<E>, session: &Session, err: EndpointError) -> CloseReason {
     let close = err
         .close_reason()
         .unwrap_or_else(|| CloseReason::new(CloseCode::Error, "internal server error"));
@@ -184,7 +190,8 @@ pub(crate) async fn run<E: Endpoint>(
     payload: Payload,
     decoder: Decoder,
     config: Arc<EndpointConfig>,
-    args: E::OpenArgs,
+    params: Params,
+    args: OpenArgs,
 ) {
     let _registered = registered;
     let mut reader = Reader {
@@ -195,35 +202,44 @@ pub(crate) async fn run<E: Endpoint>(
         eof: false,
     };
 
-    let mut ep = match std::panic::catch_unwind(E::create) {
-        Ok(ep) => ep,
-        Err(panic) => {
+    let opened = Box::pin(E::open(&session, &params, args)).await;
+    let (mut live, reason) = match opened {
+        Opened::Open(ep) => {
+            let mut live = Live { ep, params };
+            let reason = receive(&mut live, &session, &mut reader, &config).await;
+            (live, reason)
+        }
+        Opened::Failed(ep, err) => {
+            let mut live = Live { ep, params };
+            let reason = if matches!(err, EndpointError::Panic(_)) {
+                fail(&mut live, &session, err).await
+            } else {
+                report(&mut live, &session, err).await;
+                receive(&mut live, &session, &mut reader, &config).await
+            };
+            (live, reason)
+        }
+        Opened::Refused(err) => {
+            // No instance: no handler can run. The session closes with 1011.
             tracing::error!(
-                panic = panic_message(panic),
-                "creating the endpoint panicked"
+                session = %session.id(),
+                path = session.path(),
+                error = %err,
+                "on_open could not create the endpoint"
             );
             close_with(
                 &session,
                 CloseReason::new(CloseCode::Error, "internal server error"),
             );
+            drop(reader);
             flush(&session, config.send_timeout).await;
             return;
         }
     };
-
-    let opened = Box::pin(guarded(ep.on_open(&session, args))).await;
-    let reason = match opened {
-        Ok(Ok(())) => receive(&mut ep, &session, &mut reader, &config).await,
-        Ok(Err(err)) => {
-            report(&mut ep, &session, err).await;
-            receive(&mut ep, &session, &mut reader, &config).await
-        }
-        Err(panic) => fail(&mut ep, &session, EndpointError::Panic(panic)).await,
-    };
     drop(reader);
     flush(&session, config.send_timeout).await;
 
-    if let Err(panic) = Box::pin(guarded(ep.on_close(&session, reason))).await {
+    if let Err(panic) = Box::pin(guarded(live.ep.on_close(&session, &live.params, reason))).await {
         tracing::error!(session = %session.id(), panic, "on_close handler panicked");
     }
 }
@@ -242,7 +258,7 @@ async fn flush(session: &Session, send_timeout: Duration) {
 
 /// The receive loop; returns why the session ended.
 async fn receive<E: Endpoint>(
-    ep: &mut E,
+    ep: &mut Live<E>,
     session: &Session,
     reader: &mut Reader,
     config: &EndpointConfig,
@@ -318,7 +334,7 @@ async fn receive<E: Endpoint>(
         if track_idle && !matches!(msg, Message::Pong(_)) {
             timers.last_received = Instant::now();
         }
-        match guarded(ep.on_message(session, msg)).await {
+        match guarded(ep.ep.on_message(session, &ep.params, msg)).await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => Box::pin(report(ep, session, err)).await,
             Err(panic) => {

@@ -1,8 +1,14 @@
-//! Handshake checks before the upgrade: a WebSocket request at all, the Origin policy.
+//! Handshake checks before the upgrade (a WebSocket request at all, the Origin policy), and
+//! the [`Handshake`] an `#[on_handshake]` hook shapes.
+
+use std::any::{Any, TypeId};
 
 use actix_http::ws::HandshakeError;
 use actix_web::{
-    http::{header, StatusCode},
+    http::{
+        header::{self, HeaderName, HeaderValue, TryIntoHeaderPair},
+        StatusCode,
+    },
     HttpRequest, HttpResponse,
 };
 
@@ -90,6 +96,96 @@ pub(crate) fn info(req: &HttpRequest, response: &HttpResponse) -> HandshakeInfo 
         peer_addr: req.peer_addr(),
         // The listener's own TLS, not the spoofable Forwarded / X-Forwarded-Proto headers.
         secure: req.app_config().secure(),
+    }
+}
+
+/// The handshake in progress, handed to an [`#[on_handshake]`](crate::on_handshake) hook
+/// (JSR 356 `Configurator.modifyHandshake`): headers to add to the 101 response, and typed
+/// properties the session starts with (read them in `on_open` with
+/// [`Session::property`]).
+///
+/// ```
+/// use ws_endpoint::prelude::*;
+/// use ws_endpoint::Handshake;
+///
+/// #[derive(Clone)]
+/// struct User(String);
+///
+/// struct Feed {
+///     user: User,
+/// }
+///
+/// #[server_endpoint("/feed")]
+/// impl Feed {
+///     /// Runs before the 101: refuses with 401 without a token, names the user for `on_open`.
+///     #[on_handshake]
+///     fn handshake(req: HttpRequest, hs: &mut Handshake) -> Result<(), actix_web::Error> {
+///         let token = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+///         let Some(user) = token.and_then(|t| t.strip_prefix("Bearer ")) else {
+///             return Err(actix_web::error::ErrorUnauthorized("a bearer token is required"));
+///         };
+///         hs.insert_header(("x-feed-user", user));
+///         hs.set_property(User(user.to_owned()));
+///         Ok(())
+///     }
+///
+///     #[on_open]
+///     fn open(session: &Session) -> Self {
+///         Feed { user: session.property::<User>().expect("set by the handshake") }
+///     }
+/// }
+/// ```
+#[derive(Default)]
+pub struct Handshake {
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) properties: Vec<(TypeId, Box<dyn Any + Send + Sync>)>,
+    pub(crate) error: Option<String>,
+}
+
+impl Handshake {
+    /// Adds a header to the 101 response, replacing one of the same name that an earlier call
+    /// added (e.g. `("set-cookie", "sid=…; HttpOnly")`). A header that is not valid is not
+    /// sent: the upgrade is refused with 500 and the reason is logged.
+    pub fn insert_header(&mut self, header: impl TryIntoHeaderPair) -> &mut Self {
+        match header.try_into_pair() {
+            Ok((name, value)) => {
+                self.headers.retain(|(n, _)| *n != name);
+                self.headers.push((name, value));
+            }
+            Err(e) => self.error = Some(e.into().to_string()),
+        }
+        self
+    }
+
+    /// Adds a header to the 101 response, keeping others of the same name (several
+    /// `Set-Cookie`s).
+    pub fn append_header(&mut self, header: impl TryIntoHeaderPair) -> &mut Self {
+        match header.try_into_pair() {
+            Ok(pair) => self.headers.push(pair),
+            Err(e) => self.error = Some(e.into().to_string()),
+        }
+        self
+    }
+
+    /// A typed property the session will start with (see [`Session::set_property`]).
+    pub fn set_property<T: Send + Sync + 'static>(&mut self, value: T) -> &mut Self {
+        self.properties.retain(|(t, _)| *t != TypeId::of::<T>());
+        self.properties.push((TypeId::of::<T>(), Box::new(value)));
+        self
+    }
+
+    /// The headers added so far.
+    pub fn headers(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        self.headers.iter().map(|(n, v)| (n, v))
+    }
+}
+
+impl std::fmt::Debug for Handshake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handshake")
+            .field("headers", &self.headers)
+            .field("properties", &self.properties.len())
+            .finish()
     }
 }
 

@@ -55,6 +55,8 @@ mod config;
 mod connection;
 mod endpoint;
 mod error;
+#[doc(hidden)]
+pub mod handler;
 mod handshake;
 pub mod hub;
 mod message;
@@ -66,7 +68,7 @@ pub mod wire;
 
 #[doc(hidden)]
 #[path = "private.rs"]
-pub mod __private;
+pub mod __private_0_1;
 
 pub use crate::{
     close::{CloseCode, CloseReason},
@@ -75,6 +77,7 @@ pub use crate::{
         DEFAULT_PING_INTERVAL, DEFAULT_PONG_TIMEOUT, DEFAULT_SEND_TIMEOUT,
     },
     error::{EndpointError, MessageKind, SendError},
+    handshake::Handshake,
     hub::{Delivery, Hub},
     message::{HandlerReturn, Json, Message, MessagePayload, Pong, Sendable},
     registry::{all_open_sessions, open_session_count, shutdown},
@@ -87,15 +90,15 @@ pub use crate::{
 };
 pub use bytes::Bytes;
 pub use ws_endpoint_macros::{
-    on_close, on_error, on_message, on_open, path_param, server_endpoint,
+    on_close, on_error, on_handshake, on_message, on_open, path_param, server_endpoint,
 };
 
 /// The common imports: the attributes, [`Session`], [`CloseReason`], [`Json`], [`Bytes`],
 /// and actix-web's `web`, `App` and `HttpServer`.
 pub mod prelude {
     pub use crate::{
-        on_close, on_error, on_message, on_open, path_param, server_endpoint, Bytes, CloseCode,
-        CloseReason, EndpointError, Hub, Json, Pong, Session, WsServerExt,
+        on_close, on_error, on_handshake, on_message, on_open, path_param, server_endpoint, Bytes,
+        CloseCode, CloseReason, EndpointError, Handshake, Hub, Json, Pong, Session, WsServerExt,
     };
     pub use actix_web::{web, App, HttpRequest, HttpServer};
 }

@@ -1,21 +1,23 @@
-//! Items the macro expands into. Not public API.
+//! Items the macro expands into. Not public API: the module's name carries the version of this
+//! contract (`__private_0_1`), and the macro crate is pinned with `=` to this crate's version,
+//! so a mismatched pair fails to compile instead of misbehaving.
 
-pub use crate::endpoint::Endpoint;
+use std::{any::Any, future::Future};
+
+pub use crate::endpoint::{Endpoint, OpenArgs, Opened, Params};
 pub use crate::message::{HandlerReturn, Message, MessagePayload};
-pub use actix_web::{FromRequest, HttpRequest};
+pub use actix_web::{Error as ActixError, HttpRequest};
+
+pub use crate::handler::{
+    finish, handler_outside_endpoint, kind_of, reply, CloneFallback, CloneProbe, ExtractorFallback,
+    ExtractorProbe, PathParamFallback, PathParamProbe, Probe, ServerEndpointImpl,
+};
 
 use crate::{
     error::{EndpointError, MessageKind},
+    handshake::Handshake,
     session::Session,
 };
-
-/// Sends a handler's return value back to the peer.
-pub async fn reply<R: HandlerReturn>(session: &Session, ret: R) -> Result<(), EndpointError> {
-    match ret.into_reply()? {
-        None => Ok(()),
-        Some(msg) => session.reply(msg).await.map_err(Into::into),
-    }
-}
 
 pub use crate::error::parse_path;
 
@@ -34,9 +36,85 @@ pub fn path_error(err: EndpointError) -> String {
     }
 }
 
-/// The kind of a payload type, for the dispatcher.
-pub const fn kind_of<P: MessagePayload>() -> MessageKind {
-    P::KIND
+/// Boxes the parsed path parameters or the extractors' values.
+pub fn boxed<T: 'static>(value: T) -> Box<dyn Any> {
+    Box::new(value)
+}
+
+/// The path parameters' tuple, as the expansion typed it.
+pub fn params<T: 'static>(params: &Params) -> &T {
+    params
+        .downcast_ref::<T>()
+        .expect("ws-endpoint: path parameters of another type (a bug in the expansion)")
+}
+
+/// The extractors' tuple, as the expansion typed it.
+pub fn args<T: 'static>(args: OpenArgs) -> Box<T> {
+    args.downcast::<T>()
+        .expect("ws-endpoint: on_open arguments of another type (a bug in the expansion)")
+}
+
+/// Runs a handler future, turning a panic into its message.
+pub async fn guarded<T>(fut: impl Future<Output = T>) -> Result<T, String> {
+    crate::connection::guarded(fut).await
+}
+
+/// `Default::default()` for the `Default` + `&mut self` form, a panic caught.
+pub fn create<E>(default: fn() -> E) -> Result<E, EndpointError> {
+    std::panic::catch_unwind(default)
+        .map_err(|panic| EndpointError::Panic(crate::connection::panic_message(panic)))
+}
+
+/// The outcome of a `&mut self` `on_open`.
+pub fn opened<E>(ep: E, result: Result<Result<(), EndpointError>, String>) -> Opened<E> {
+    match result {
+        Ok(Ok(())) => Opened::Open(ep),
+        Ok(Err(err)) => Opened::Failed(ep, err),
+        Err(panic) => Opened::Failed(ep, EndpointError::Panic(panic)),
+    }
+}
+
+/// The outcome of a constructor-style `on_open`.
+pub fn constructed<E>(result: Result<Result<E, EndpointError>, String>) -> Opened<E> {
+    match result {
+        Ok(Ok(ep)) => Opened::Open(ep),
+        Ok(Err(err)) => Opened::Refused(err),
+        Err(panic) => Opened::Refused(EndpointError::Panic(panic)),
+    }
+}
+
+/// The `Err` of a constructor-style `on_open` returning `Result<Self, E>`.
+pub fn handler_error<E: Into<Box<dyn std::error::Error + Send + Sync>>>(err: E) -> EndpointError {
+    EndpointError::Handler(err.into())
+}
+
+/// What an `#[on_handshake]` hook may return: `()`, or `Result<(), E>` whose `Err` refuses the
+/// upgrade with `E`'s HTTP response.
+#[diagnostic::on_unimplemented(
+    message = "an #[on_handshake] hook returns `()` or `Result<(), E>` with `E: Into<actix_web::Error>`, not `{Self}`",
+    label = "the handshake's outcome",
+    note = "`Err(actix_web::error::ErrorUnauthorized(\"...\"))` refuses the upgrade with 401, for example"
+)]
+pub trait HandshakeReturn {
+    /// `Err`: the refusal.
+    fn into_result(self) -> Result<(), ActixError>;
+}
+
+impl HandshakeReturn for () {
+    fn into_result(self) -> Result<(), ActixError> {
+        Ok(())
+    }
+}
+
+impl<E: Into<ActixError>> HandshakeReturn for Result<(), E> {
+    fn into_result(self) -> Result<(), ActixError> {
+        self.map_err(Into::into)
+    }
+}
+
+/// An `#[on_handshake]` hook's return value.
+pub fn handshake_result<R: HandshakeReturn>(ret: R) -> Result<(), ActixError> {
+    ret.into_result()
 }
 
 /// Whether two kinds are the same, usable in `const` assertions.
@@ -44,15 +122,11 @@ pub const fn same_kind(a: MessageKind, b: MessageKind) -> bool {
     a as u8 == b as u8
 }
 
-/// Compile-time check the macro emits with the user's span.
-pub fn assert_extractor<T: FromRequest>() {}
-
 /// What `endpoint()` is built on when the endpoint did not compile, so that the user's other
 /// code type-checks and only the real mistake is reported. Never served.
 pub struct FallbackEndpoint;
 
 impl Endpoint for FallbackEndpoint {
-    type OpenArgs = ();
     const TEXT: bool = false;
     const BINARY: bool = false;
     const PONG: bool = false;
@@ -60,20 +134,31 @@ impl Endpoint for FallbackEndpoint {
     fn config() -> crate::EndpointConfig {
         crate::EndpointConfig::new("/")
     }
-    fn create() -> Self {
-        FallbackEndpoint
-    }
-    fn check_path_params(_: &HttpRequest) -> Result<(), String> {
+    fn path_params(_: &HttpRequest) -> Result<Params, String> {
         Err("this endpoint did not compile".into())
     }
-    async fn on_open(&mut self, _: &Session, _: ()) -> Result<(), EndpointError> {
-        Ok(())
+    async fn handshake(
+        _: &HttpRequest,
+        _: &Params,
+        _: &mut Handshake,
+    ) -> Result<OpenArgs, ActixError> {
+        Err(actix_web::error::ErrorInternalServerError(
+            "this endpoint did not compile",
+        ))
     }
-    async fn on_message(&mut self, _: &Session, msg: Message) -> Result<(), EndpointError> {
+    async fn open(_: &Session, _: &Params, _: OpenArgs) -> Opened<Self> {
+        Opened::Open(FallbackEndpoint)
+    }
+    async fn on_message(
+        &mut self,
+        _: &Session,
+        _: &Params,
+        msg: Message,
+    ) -> Result<(), EndpointError> {
         Err(EndpointError::Unsupported(msg.kind()))
     }
-    async fn on_close(&mut self, _: &Session, _: crate::CloseReason) {}
-    async fn on_error(&mut self, _: &Session, _: EndpointError) {}
+    async fn on_close(&mut self, _: &Session, _: &Params, _: crate::CloseReason) {}
+    async fn on_error(&mut self, _: &Session, _: &Params, _: EndpointError) {}
 }
 
 /// Applies an `#[on_message(max_message_size = N)]` to its kind.
@@ -88,11 +173,4 @@ pub fn set_limit(config: &mut crate::EndpointConfig, kind: MessageKind, bytes: u
 /// Logs an error nobody handles.
 pub fn log_error(session: &Session, err: &EndpointError) {
     crate::error::log_unhandled(session.id(), session.path(), err);
-}
-
-/// Handles what an `on_close` handler returned: nothing can be sent any more; errors are logged.
-pub fn finish<R: HandlerReturn>(session: &Session, ret: R) {
-    if let Err(err) = ret.into_reply() {
-        log_error(session, &err);
-    }
 }

@@ -13,7 +13,8 @@ use crate::{
     config::EndpointConfig,
     connection,
     endpoint::Endpoint,
-    handshake, registry,
+    handshake::{self, Handshake},
+    registry,
     session::{Body, ConnFd, Session, SessionSettings},
     wire::{Decoder, Limits, Role},
 };
@@ -210,14 +211,24 @@ async fn upgrade<E: Endpoint>(
     if registry::shutting_down() {
         return Ok(HttpResponse::ServiceUnavailable().body("server shutting down"));
     }
-    if let Err(message) = E::check_path_params(&req) {
-        return Ok(HttpResponse::BadRequest().body(message));
-    }
+    // Path parameters are parsed once, here, and handed to every handler typed.
+    let params = match E::path_params(&req) {
+        Ok(params) => params,
+        Err(message) => return Ok(HttpResponse::BadRequest().body(message)),
+    };
 
-    // Extractors see an empty body: the request's payload is the WebSocket byte stream.
-    let args = E::OpenArgs::from_request(&req, &mut actix_web::dev::Payload::None)
-        .await
-        .map_err(Into::into)?;
+    // `#[on_handshake]`, then `on_open`'s extractors; they see an empty body: the request's
+    // payload is the WebSocket byte stream. An error refuses the upgrade with its response.
+    let mut handshake = Handshake::default();
+    let args = E::handshake(&req, &params, &mut handshake).await?;
+    if let Some(error) = handshake.error.take() {
+        tracing::error!(
+            path = req.path(),
+            error,
+            "#[on_handshake] added an invalid header"
+        );
+        return Ok(HttpResponse::InternalServerError().body("invalid handshake header"));
+    }
     let payload = payload.into_inner();
 
     // actix-ws performs the handshake (key, version, subprotocol, the 101 response); every
@@ -226,8 +237,11 @@ async fn upgrade<E: Endpoint>(
     // dropped unused.
     let empty = web::Payload::from_request(&req, &mut actix_web::dev::Payload::None).await?;
     let protocols: Vec<&str> = settings.protocols.iter().map(String::as_str).collect();
-    let (response, _unused_session, _unused_stream) =
+    let (mut response, _unused_session, _unused_stream) =
         actix_ws::handle_with_protocols(&req, empty, &protocols)?;
+    for (name, value) in handshake.headers.drain(..) {
+        response.headers_mut().append(name, value);
+    }
 
     let info = handshake::info(&req, &response);
     let session = Session::new(
@@ -241,6 +255,7 @@ async fn upgrade<E: Endpoint>(
             socket: req.conn_data::<ConnFd>().copied(),
         },
     );
+    session.adopt_properties(std::mem::take(&mut handshake.properties));
     let body = Body::new(session.inner.out.clone());
     // Registered before the task is spawned, and unregistered when the guard drops: even a
     // task dropped before its first poll leaves no session behind.
@@ -254,7 +269,7 @@ async fn upgrade<E: Endpoint>(
         },
     );
     actix_web::rt::spawn(connection::run::<E>(
-        session, registered, payload, decoder, config, args,
+        session, registered, payload, decoder, config, params, args,
     ));
     Ok(response.set_body(body).map_into_boxed_body())
 }

@@ -246,6 +246,13 @@ impl Session {
             .and_then(|old| old.downcast::<T>().ok().map(|b| *b))
     }
 
+    /// Starts with the properties an `#[on_handshake]` hook set.
+    pub(crate) fn adopt_properties(&self, props: Vec<(TypeId, Box<dyn Any + Send + Sync>)>) {
+        if !props.is_empty() {
+            lock(&self.inner.properties).extend(props);
+        }
+    }
+
     /// A clone of the property of type `T`, if set.
     pub fn property<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
         lock(&self.inner.properties)
