@@ -264,7 +264,7 @@ async fn receive<E: Endpoint>(
     config: &EndpointConfig,
 ) -> CloseReason {
     let mut timers = Timers::new(config);
-    let track_idle = timers.idle.is_some();
+    let mut track_idle = timers.idle.is_some();
     // One timer for the whole loop, re-armed only when the next deadline moves earlier or it
     // has fired (an idle deadline that moved later is found out when the timer fires).
     let sleep = sleep_until(Instant::now().into());
@@ -273,6 +273,21 @@ async fn receive<E: Endpoint>(
     loop {
         if !session.is_open() {
             return session.inner.close_reason().unwrap_or_default();
+        }
+        if let Some(changes) = session.take_changes() {
+            if let Some(idle) = changes.idle_timeout {
+                timers.idle = idle;
+                track_idle = idle.is_some();
+                armed = None; // re-armed below for the new deadline
+            }
+            let mut limits = reader.decoder.limits();
+            if let (Some(n), Some(_)) = (changes.max_text, limits.text) {
+                limits.text = Some(n);
+            }
+            if let (Some(n), Some(_)) = (changes.max_binary, limits.binary) {
+                limits.binary = Some(n);
+            }
+            reader.decoder.set_limits(limits);
         }
         // The fast path: messages that arrived together (a client with many in flight) are
         // handled one after the other without a turn through the `select!`; timers and close
@@ -344,11 +359,12 @@ async fn receive<E: Endpoint>(
     }
 }
 
-/// Ready once a close has begun (from a handler, another task, or shutdown).
+/// Ready once a close has begun (from a handler, another task, or shutdown), or settings
+/// changed (`Session::set_max_idle_timeout`, …).
 fn closing(session: &Session) -> impl std::future::Future<Output = ()> + '_ {
     std::future::poll_fn(move |cx| {
         session.inner.close_waker.register(cx.waker());
-        if session.is_open() {
+        if session.is_open() && !session.has_changes() {
             std::task::Poll::Pending
         } else {
             std::task::Poll::Ready(())

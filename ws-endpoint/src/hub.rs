@@ -294,6 +294,54 @@ impl Session {
         join(self, room.as_ref())
     }
 
+    /// Joins `room` unless it already holds `capacity` sessions (of this endpoint, in this
+    /// process). The count and the join are one step under the rooms' lock, so two sessions
+    /// racing for the last place cannot both get it. `Ok(true)`: joined; `Ok(false)`: already a
+    /// member, or the session is closed; `Err(RoomFull)`: full, not joined.
+    ///
+    /// ```
+    /// use ws_endpoint::prelude::*;
+    ///
+    /// struct Table;
+    ///
+    /// #[server_endpoint("/table/{id}")]
+    /// impl Table {
+    ///     #[on_open]
+    ///     async fn open(session: &Session, #[path_param] id: String) -> Self {
+    ///         if let Err(full) = session.join_limited(&id, 4) {
+    ///             // 1013 "try again later"
+    ///             let _ = session.close(CloseReason::new(1013, full.to_string())).await;
+    ///         }
+    ///         Table
+    ///     }
+    /// }
+    /// ```
+    pub fn join_limited(&self, room: impl AsRef<str>, capacity: usize) -> Result<bool, RoomFull> {
+        let room = room.as_ref();
+        let id: SessionId = self.id();
+        let mut t = registry::table();
+        if !t.sessions.contains_key(&id) {
+            return Ok(false);
+        }
+        let key = (self.inner.endpoint, room.to_owned());
+        let members = t.rooms.entry(key.clone()).or_default();
+        if members.contains(&id) {
+            return Ok(false);
+        }
+        if members.len() >= capacity {
+            if members.is_empty() {
+                t.rooms.remove(&key);
+            }
+            return Err(RoomFull {
+                room: room.to_owned(),
+                capacity,
+            });
+        }
+        members.insert(id);
+        t.memberships.entry(id).or_default().insert(room.to_owned());
+        Ok(true)
+    }
+
     /// Leaves `room`; returns false if not a member.
     pub fn leave(&self, room: impl AsRef<str>) -> bool {
         leave(self, room.as_ref())
@@ -304,6 +352,27 @@ impl Session {
         rooms_of(self)
     }
 }
+
+/// [`Session::join_limited`] found the room full.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomFull {
+    /// The room.
+    pub room: String,
+    /// Its capacity.
+    pub capacity: usize,
+}
+
+impl std::fmt::Display for RoomFull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "room `{}` is full ({} members)",
+            self.room, self.capacity
+        )
+    }
+}
+
+impl std::error::Error for RoomFull {}
 
 /// Room membership, called by [`Session::join`] and friends.
 fn join(session: &Session, room: &str) -> bool {

@@ -78,7 +78,7 @@ pub use crate::{
     },
     error::{EndpointError, MessageKind, SendError},
     handshake::Handshake,
-    hub::{Delivery, Hub},
+    hub::{Delivery, Hub, RoomFull},
     message::{HandlerReturn, Json, Message, MessagePayload, Pong, Sendable},
     registry::{all_open_sessions, open_session_count, shutdown},
     server::{on_connect, shutdown_on_signal, WsServerExt, CLOSE_LINGER},

@@ -64,6 +64,15 @@ pub(crate) struct SessionSettings {
     pub(crate) socket: Option<ConnFd>,
 }
 
+/// Per-session settings changed by a handler, waiting for the connection task. `None` fields
+/// are unchanged.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct SessionChanges {
+    pub(crate) idle_timeout: Option<Option<Duration>>,
+    pub(crate) max_text: Option<usize>,
+    pub(crate) max_binary: Option<usize>,
+}
+
 /// The raw descriptor of a connection's TCP socket, recorded (not duplicated) by the
 /// `on_connect` hook of [`WsServerExt::with_ws_defaults`](crate::WsServerExt::with_ws_defaults).
 /// Used only from the connection's own worker thread while actix-http still holds the response
@@ -100,7 +109,12 @@ pub(crate) struct Inner {
     /// How long a send may wait for room in the outbound queue before the peer is deemed dead.
     send_timeout: Duration,
     /// Whether sends must record their time (only for an idle timeout).
-    track_idle: bool,
+    track_idle: AtomicBool,
+    /// Settings changed from a handler (`set_max_idle_timeout`, …), applied by the connection
+    /// task at its next turn.
+    pub(crate) changes: Mutex<Option<SessionChanges>>,
+    /// Whether `changes` holds something (one atomic load per loop turn instead of a lock).
+    changed: AtomicBool,
     socket: Option<ConnFd>,
     /// What a broadcast does when this session's queue is full.
     pub(crate) slow_consumer: SlowConsumer,
@@ -165,7 +179,9 @@ impl Session {
                 epoch: Instant::now(),
                 last_sent_ms: AtomicU64::new(0),
                 send_timeout: settings.send_timeout,
-                track_idle: settings.track_idle,
+                track_idle: AtomicBool::new(settings.track_idle),
+                changes: Mutex::new(None),
+                changed: AtomicBool::new(false),
                 socket: settings.socket,
                 slow_consumer: settings.slow_consumer,
             }),
@@ -246,6 +262,59 @@ impl Session {
             .and_then(|old| old.downcast::<T>().ok().map(|b| *b))
     }
 
+    /// Sets this session's idle timeout (JSR 356 `setMaxIdleTimeout`): closed with 1001 after
+    /// `timeout` without a data message either way; `None` disables it. Overrides the
+    /// endpoint's `idle_timeout` for this session only, from the next turn of its connection
+    /// task (counted from the last message, not from this call).
+    ///
+    /// ```
+    /// # use ws_endpoint::Session;
+    /// # use std::time::Duration;
+    /// # fn f(session: &Session) {
+    /// session.set_max_idle_timeout(Some(Duration::from_secs(30)));
+    /// # }
+    /// ```
+    pub fn set_max_idle_timeout(&self, timeout: Option<Duration>) {
+        if timeout.is_some() {
+            self.inner.track_idle.store(true, Ordering::Relaxed);
+        }
+        self.change(|c| c.idle_timeout = Some(timeout));
+    }
+
+    /// Sets this session's limit for text messages (JSR 356 `setMaxTextMessageBufferSize`);
+    /// a larger one closes the session with 1009. Applies to the frames read after the
+    /// connection task's next turn. Ignored if the endpoint takes no text (1003).
+    pub fn set_max_text_message_size(&self, bytes: usize) {
+        self.change(|c| c.max_text = Some(bytes));
+    }
+
+    /// Sets this session's limit for binary messages (JSR 356
+    /// `setMaxBinaryMessageBufferSize`); see [`set_max_text_message_size`](Self::set_max_text_message_size).
+    pub fn set_max_binary_message_size(&self, bytes: usize) {
+        self.change(|c| c.max_binary = Some(bytes));
+    }
+
+    fn change(&self, f: impl FnOnce(&mut SessionChanges)) {
+        f(lock(&self.inner.changes).get_or_insert_with(SessionChanges::default));
+        self.inner.changed.store(true, Ordering::Release);
+        // The connection task looks at changes when it wakes (see `connection::closing`).
+        self.inner.close_waker.wake();
+    }
+
+    /// Takes the pending changes (the connection task).
+    pub(crate) fn take_changes(&self) -> Option<SessionChanges> {
+        if !self.inner.changed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.inner.changed.store(false, Ordering::Release);
+        lock(&self.inner.changes).take()
+    }
+
+    /// Whether changes are pending (cheap check for the connection task's loop).
+    pub(crate) fn has_changes(&self) -> bool {
+        self.inner.changed.load(Ordering::Acquire)
+    }
+
     /// Starts with the properties an `#[on_handshake]` hook set.
     pub(crate) fn adopt_properties(&self, props: Vec<(TypeId, Box<dyn Any + Send + Sync>)>) {
         if !props.is_empty() {
@@ -321,7 +390,7 @@ impl Session {
     }
 
     fn touch(&self) {
-        if self.inner.track_idle {
+        if self.inner.track_idle.load(Ordering::Relaxed) {
             let ms = self.inner.epoch.elapsed().as_millis() as u64;
             self.inner.last_sent_ms.store(ms, Ordering::Relaxed);
         }

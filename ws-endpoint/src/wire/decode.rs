@@ -124,6 +124,16 @@ pub struct Decoder {
 }
 
 impl Decoder {
+    /// Replaces the limits; they apply from the next message's first frame.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
     /// A decoder for `role` with the given limits, handing over whole messages.
     pub fn new(role: Role, limits: Limits) -> Self {
         Self {
