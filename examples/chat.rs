@@ -150,8 +150,7 @@ fn clean_nick(raw: &str) -> Option<String> {
     (!nick.is_empty()).then_some(nick)
 }
 
-/// One chat connection.
-#[derive(Default)]
+/// One chat connection, built by its `on_open`.
 struct Chat {
     room: String,
     nick: String,
@@ -161,11 +160,10 @@ struct Chat {
 impl Chat {
     #[on_open]
     async fn open(
-        &mut self,
         session: &Session,
         #[path_param] room: String,
         query: web::Query<Params>,
-    ) {
+    ) -> Self {
         let nick = query
             .nick
             .as_deref()
@@ -191,8 +189,7 @@ impl Chat {
                 members,
             },
         );
-        self.room = room;
-        self.nick = nick;
+        Chat { room, nick }
     }
 
     #[on_message]
@@ -231,9 +228,6 @@ impl Chat {
 
     #[on_close]
     fn close(&mut self, session: &Session, reason: CloseReason) {
-        if self.room.is_empty() {
-            return;
-        }
         tracing::info!(session = %session.id(), room = %self.room, nick = %self.nick, %reason, "leave");
         session.leave(&self.room);
         let event = Event::Leave {

@@ -24,12 +24,13 @@
 //!   static AtomicInteger connectionIds;                 (static CONNECTION_IDS: AtomicUsize)
 //!   static Set<ChatAnnotation> connections;             (session.open_sessions())
 //!   @OnOpen                                             #[on_open]
-//!   public void start(Session session) {                async fn start(&mut self, session: &Session) {
-//!     this.session = session;                             self.nickname = format!("{GUEST_PREFIX}{}", …);
+//!   public void start(Session session) {                async fn start(session: &Session) -> Self {
+//!     this.session = session;                             let nickname = format!("{GUEST_PREFIX}{}", …);
 //!     connections.add(this);                              session.set_property(Nickname(…));
 //!     broadcast(String.format("* %s %s",                  broadcast(session,
 //!         nickname, "has joined."));                          &format!("* {} has joined.", …)).await;
-//!   }                                                   }
+//!   }                                                     ChatAnnotation { nickname }
+//!                                                       }
 //!   @OnClose                                            #[on_close]
 //!   public void end() {                                 async fn end(&mut self, session: &Session) {
 //!     connections.remove(this);                           broadcast(session,
@@ -87,23 +88,23 @@ static CONNECTION_IDS: AtomicUsize = AtomicUsize::new(0);
 struct Nickname(String);
 
 /// One chat connection.
-#[derive(Default)]
 pub struct ChatAnnotation {
     nickname: String,
 }
 
 #[server_endpoint("/websocket/chat", max_message_size = 8192)]
 impl ChatAnnotation {
+    /// Java names the guest in its constructor and announces it in `@OnOpen`; the
+    /// constructor-style `on_open` does both, right after the handshake.
     #[on_open]
-    async fn start(&mut self, session: &Session) {
-        // Java names the guest in its constructor; the container builds one instance per
-        // connection, right after the handshake, which is when `on_open` runs here.
-        self.nickname = format!(
+    async fn start(session: &Session) -> Self {
+        let nickname = format!(
             "{GUEST_PREFIX}{}",
             CONNECTION_IDS.fetch_add(1, Ordering::Relaxed)
         );
-        session.set_property(Nickname(self.nickname.clone()));
-        broadcast(session, &format!("* {} {}", self.nickname, "has joined.")).await;
+        session.set_property(Nickname(nickname.clone()));
+        broadcast(session, &format!("* {} {}", nickname, "has joined.")).await;
+        ChatAnnotation { nickname }
     }
 
     #[on_close]

@@ -40,11 +40,12 @@
 //! @ServerEndpoint("/websocket/snake")                 #[server_endpoint("/websocket/snake", …)]
 //! public class SnakeAnnotation {                      impl SnakeAnnotation {
 //!   @OnOpen                                             #[on_open]
-//!   public void onOpen(Session session) {               async fn on_open(&mut self, session: &Session) {
+//!   public void onOpen(Session session) {               async fn on_open(session: &Session) -> Self {
 //!     this.snake = new Snake(id, session);                let (join, players) =
 //!     SnakeTimer.addSnake(snake);                             game().add_snake(id, session.clone());
 //!     SnakeTimer.broadcast(                               deliver(/* join to every player */).await;
-//!         "{\"type\": \"join\",\"data\":[…]}");         }
+//!         "{\"type\": \"join\",\"data\":[…]}");         SnakeAnnotation { id }
+//!                                                       }
 //!   }
 //!   @OnMessage                                          #[on_message]
 //!   public void onTextMessage(String message) {         fn on_text_message(&mut self, message: String) {
@@ -581,22 +582,21 @@ async fn broadcast(sessions: Vec<Session>, message: String) {
     .await;
 }
 
-/// One player (`SnakeAnnotation`): its snake's id once open.
-#[derive(Default)]
+/// One player (`SnakeAnnotation`): its snake's id.
 pub struct SnakeAnnotation {
-    id: Option<u32>,
+    id: u32,
 }
 
 #[server_endpoint("/websocket/snake", max_message_size = 8192)]
 impl SnakeAnnotation {
+    /// Java takes the id in the constructor and adds the snake in `@OnOpen`; here the
+    /// constructor-style `on_open` does both, right after the handshake.
     #[on_open]
-    async fn on_open(&mut self, session: &Session) {
-        // Java takes the id in the constructor; the container builds the instance right after
-        // the handshake, which is when `on_open` runs here.
+    async fn on_open(session: &Session) -> Self {
         let id = SNAKE_IDS.fetch_add(1, Ordering::Relaxed);
-        self.id = Some(id);
         let (join, players) = game().add_snake(id, session.clone());
         broadcast(players, join).await;
+        SnakeAnnotation { id }
     }
 
     #[on_message]
@@ -608,16 +608,12 @@ impl SnakeAnnotation {
             "south" => Direction::South,
             _ => return,
         };
-        if let Some(id) = self.id {
-            game().board.set_direction(id, direction);
-        }
+        game().board.set_direction(self.id, direction);
     }
 
     #[on_close]
     async fn on_close(&mut self) {
-        let Some(id) = self.id.take() else {
-            return;
-        };
+        let id = self.id;
         let players = game().remove_snake(id);
         broadcast(players, format!("{{\"type\": \"leave\", \"id\": {id}}}")).await;
     }

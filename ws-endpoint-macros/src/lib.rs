@@ -95,22 +95,27 @@ fn misplaced(name: &str, item: TokenStream) -> TokenStream {
     quote!(::core::compile_error!(#msg); #tokens).into()
 }
 
-/// Marks the handler run once the handshake succeeded (JSR 356 `@OnOpen`). Only valid inside a
-/// `#[server_endpoint]` impl.
+/// Marks the handler run once the handshake succeeded (JSR 356 `@OnOpen`): constructor-style
+/// (`fn open(session: &Session, ...) -> Self`, no receiver) or on a `Default` instance
+/// (`&mut self`). Takes `&Session`, `#[path_param]`s and actix-web extractors. Only valid
+/// inside a `#[server_endpoint]` impl; see `server_endpoint` for the handler table.
 #[proc_macro_attribute]
 pub fn on_open(_args: TokenStream, item: TokenStream) -> TokenStream {
     misplaced("on_open", item)
 }
 
-/// Marks a message handler (JSR 356 `@OnMessage`); `#[on_message(max_message_size = N)]` sets
-/// this kind's limit. Only valid inside a `#[server_endpoint]` impl.
+/// Marks a message handler (JSR 356 `@OnMessage`): one payload (`String`, `Bytes`, `Json<T>`,
+/// `Pong`, …) plus `&Session` and `#[path_param]`s; a returned value is sent back.
+/// `#[on_message(max_message_size = N)]` sets this kind's limit. Only valid inside a
+/// `#[server_endpoint]` impl; see `server_endpoint` for the handler table.
 #[proc_macro_attribute]
 pub fn on_message(_args: TokenStream, item: TokenStream) -> TokenStream {
     misplaced("on_message", item)
 }
 
-/// Marks the handler run exactly once when the session ends (JSR 356 `@OnClose`). Only valid
-/// inside a `#[server_endpoint]` impl.
+/// Marks the handler run exactly once when the session ends (JSR 356 `@OnClose`), whatever
+/// ended it; takes `CloseReason`, `&Session` and `#[path_param]`s. Only valid inside a
+/// `#[server_endpoint]` impl.
 #[proc_macro_attribute]
 pub fn on_close(_args: TokenStream, item: TokenStream) -> TokenStream {
     misplaced("on_close", item)
@@ -124,13 +129,17 @@ pub fn on_handshake(_args: TokenStream, item: TokenStream) -> TokenStream {
     misplaced("on_handshake", item)
 }
 
-/// Marks the error handler (JSR 356 `@OnError`). Only valid inside a `#[server_endpoint]` impl.
+/// Marks the error handler (JSR 356 `@OnError`): takes `EndpointError`, `&Session` and
+/// `#[path_param]`s; without one, errors are logged through `tracing`. Only valid inside a
+/// `#[server_endpoint]` impl.
 #[proc_macro_attribute]
 pub fn on_error(_args: TokenStream, item: TokenStream) -> TokenStream {
     misplaced("on_error", item)
 }
 
-/// Marks a handler parameter as a path-template parameter (JSR 356 `@PathParam`). Only valid on
+/// Marks a handler parameter as a path-template parameter (JSR 356 `@PathParam`):
+/// `#[path_param] room: String`, or `#[path_param("room")] r: RoomId` for another name. The type
+/// is `FromStr + Clone`, parsed once at the handshake (400 if it does not parse). Only valid on
 /// a parameter of a handler inside a `#[server_endpoint]` impl.
 #[proc_macro_attribute]
 pub fn path_param(_args: TokenStream, item: TokenStream) -> TokenStream {

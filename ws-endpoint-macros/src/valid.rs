@@ -233,10 +233,8 @@ fn other_param(
             TypeClass::Handshake if h.kind == Kind::Open => errors.push(err(
                 "`&mut Handshake` belongs to #[on_handshake], which runs before the 101 is sent; #[on_open] runs after it".into(),
             )),
-            TypeClass::Handshake => {
-                if std::mem::replace(seen_handshake, true) {
-                    errors.push(err("a second `&mut Handshake`".into()));
-                }
+            TypeClass::Handshake if std::mem::replace(seen_handshake, true) => {
+                errors.push(err("a second `&mut Handshake`".into()))
             }
             // An extractor: checked at compile time by the expansion.
             _ => {}

@@ -102,7 +102,7 @@ pub(crate) fn info(req: &HttpRequest, response: &HttpResponse) -> HandshakeInfo 
 /// The handshake in progress, handed to an [`#[on_handshake]`](crate::on_handshake) hook
 /// (JSR 356 `Configurator.modifyHandshake`): headers to add to the 101 response, and typed
 /// properties the session starts with (read them in `on_open` with
-/// [`Session::property`]).
+/// [`Session::property`](crate::Session::property)).
 ///
 /// ```
 /// use ws_endpoint::prelude::*;
@@ -167,7 +167,7 @@ impl Handshake {
         self
     }
 
-    /// A typed property the session will start with (see [`Session::set_property`]).
+    /// A typed property the session will start with (see [`Session::set_property`](crate::Session::set_property)).
     pub fn set_property<T: Send + Sync + 'static>(&mut self, value: T) -> &mut Self {
         self.properties.retain(|(t, _)| *t != TypeId::of::<T>());
         self.properties.push((TypeId::of::<T>(), Box::new(value)));
