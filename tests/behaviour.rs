@@ -630,35 +630,28 @@ async fn protocol_violations_are_1002() {
 
 #[tokio::test]
 async fn subprotocol_is_the_clients_first_offer_the_endpoint_lists() {
-    let srv = start(app);
-    let mut req = srv.url("/probe/1?x=1").into_client_request().unwrap();
-    req.headers_mut().insert(
-        "sec-websocket-protocol",
-        "chat.v3, chat.v1, chat.v2".parse().unwrap(),
-    );
-    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
-    assert_eq!(resp.headers()["sec-websocket-protocol"], "chat.v1");
-    send_text(&mut ws, "info").await;
+    let (server, _log) = start_kit(app);
+    let mut client = server
+        .client("/probe/1?x=1")
+        .protocol("chat.v3")
+        .protocol("chat.v1")
+        .protocol("chat.v2")
+        .connect()
+        .await;
+    assert_eq!(client.protocol(), Some("chat.v1"));
+    client.send_text("info").await;
     assert_eq!(
-        recv_text(&mut ws).await,
+        client.recv_text().await,
         "/probe/1|x=1|chat.v1|1|user-1|true"
     );
 
-    let (status, head) = http_request(
-        srv.addr,
-        &upgrade_request(
-            srv.addr,
-            "/probe/1",
-            "Sec-WebSocket-Protocol: graphql-ws\r\n",
-        ),
-    )
-    .await;
-    assert_eq!(status, 101);
-    assert!(
-        !head.to_ascii_lowercase().contains("sec-websocket-protocol"),
-        "{head}"
-    );
-    srv.stop().await;
+    // No overlap: accepted, without the header.
+    let client = server
+        .client("/probe/1")
+        .protocol("graphql-ws")
+        .connect()
+        .await;
+    assert_eq!(client.response_header("sec-websocket-protocol"), None);
 }
 
 #[tokio::test]
@@ -719,19 +712,17 @@ async fn path_param_that_does_not_parse_is_400_before_any_handler() {
 
 #[tokio::test]
 async fn failing_extractor_refuses_the_upgrade_with_its_own_status() {
-    let srv = start(app);
-    let (status, text) = http_request(srv.addr, &upgrade_request(srv.addr, "/guarded", "")).await;
-    assert_eq!(status, 401);
-    assert!(text.contains("x-api-key"), "{text}");
-    let (status, _) = http_request(
-        srv.addr,
-        &upgrade_request(srv.addr, "/guarded", "x-api-key: secret\r\n"),
-    )
-    .await;
-    assert_eq!(status, 101);
+    let (server, log) = start_kit(app);
+    let refused = server.client("/guarded").expect_refused(401).await;
+    assert_eq!(refused.body, "missing or wrong x-api-key");
+    let _client = server
+        .client("/guarded")
+        .header("x-api-key", "secret")
+        .connect()
+        .await;
+    log.wait_for("open").await;
     settle().await;
-    assert_eq!(srv.log.events(), vec!["open".to_string()]);
-    srv.stop().await;
+    assert_eq!(log.events(), vec!["open".to_string()]);
 }
 
 #[tokio::test]

@@ -136,6 +136,22 @@ where
     }
 }
 
+/// The test kit's server (`ws_endpoint::test::TestServer`) with the app `configure` builds and
+/// the test [`Log`] in the app data, like [`start`].
+pub fn start_kit<F>(configure: F) -> (ws_endpoint::test::TestServer, Log)
+where
+    F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+{
+    let log = Log::default();
+    let app_log = log.clone();
+    let server = ws_endpoint::test::TestServer::start(move || {
+        App::new()
+            .app_data(web::Data::new(app_log.clone()))
+            .configure(configure.clone())
+    });
+    (server, log)
+}
+
 fn ws_endpoint_close_linger() -> Duration {
     ws_endpoint::CLOSE_LINGER
 }

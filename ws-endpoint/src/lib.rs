@@ -46,6 +46,7 @@
 //! close code when) and the JSR 356 name map.
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod close;
 #[cfg(feature = "redis")]
@@ -64,6 +65,9 @@ mod registry;
 mod server;
 mod service;
 mod session;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod test;
 pub mod wire;
 
 #[doc(hidden)]
