@@ -3,7 +3,7 @@
 //! `ws_endpoint::server_endpoint`); the expansion refers to `::ws_endpoint::__private`, whose
 //! version this crate is pinned to.
 //!
-//! Parse (`attr`, `ast`: a typed [`ast::Endpoint`]) → validate (`valid`: every rule, each error
+//! Parse (`attr`, `ast`: a typed `ast::Endpoint`) → validate (`valid`: every rule, each error
 //! on the offending token) → expand (`expand`, which cannot fail). With errors, a minimal
 //! fallback is still emitted so one mistake gives one error.
 

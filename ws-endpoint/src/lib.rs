@@ -3,21 +3,25 @@
 //! Declare actix-web WebSocket endpoints the way Jakarta WebSocket (JSR 356) does with
 //! `@ServerEndpoint`: put [`#[server_endpoint]`](server_endpoint) on an impl, mark its handlers
 //! with [`#[on_open]`](on_open), [`#[on_message]`](on_message), [`#[on_close]`](on_close) and
-//! [`#[on_error]`](on_error), and serve it with `App::new().service(MyEndpoint::endpoint())`.
-//! The receive loop, message limits, close handshake, idle timeout and heartbeat are done for you,
-//! with the close codes of RFC 6455.
+//! [`#[on_error]`](on_error) (and [`#[on_handshake]`](on_handshake) to shape or refuse the
+//! handshake), and serve it with `App::new().service(MyEndpoint::endpoint())`. The receive loop,
+//! message limits, close handshake, idle timeout and heartbeat are done for you, with the close
+//! codes of RFC 6455.
 //!
 //! ```no_run
 //! use ws_endpoint::prelude::*;
 //!
-//! #[derive(Default)]
-//! struct Echo;
+//! struct Echo {
+//!     name: String,
+//! }
 //!
 //! #[server_endpoint("/echo/{name}", max_message_size = 65536)]
 //! impl Echo {
+//!     /// Builds the instance for a new connection (no receiver, returns `Self`).
 //!     #[on_open]
-//!     async fn open(&mut self, session: &Session, #[path_param] name: String) {
+//!     async fn open(session: &Session, #[path_param] name: String) -> Self {
 //!         let _ = session.text(format!("hello {name}")).await;
+//!         Echo { name }
 //!     }
 //!
 //!     #[on_message]
@@ -27,7 +31,7 @@
 //!
 //!     #[on_close]
 //!     fn close(&mut self, reason: CloseReason) {
-//!         tracing::info!(%reason, "closed");
+//!         tracing::info!(name = %self.name, %reason, "closed");
 //!     }
 //! }
 //!
@@ -42,9 +46,20 @@
 //! ```
 //!
 //! One endpoint instance is created per connection; its handlers never run concurrently and see
-//! messages in arrival order. The README has the attribute reference, the behaviour table (which
-//! close code when) and the JSR 356 name map.
-
+//! messages in arrival order.
+//!
+//! **Where to look**: [`server_endpoint`] has the attribute reference, the handler-parameter
+//! table and the return types; [`Session`] what a handler can do with its connection (send,
+//! close, properties, rooms, per-session limits); [`Hub`] broadcasts and rooms;
+//! [`EndpointService`] the runtime overrides of every attribute; [`WsServerExt`] the server
+//! settings; [`codec`] your own payload formats. The README has the install block, deployment
+//! (TLS, reverse proxies), blocking work, and the JSR 356 name map.
+//!
+//! Warnings (an error no `on_error` handles, a refused handshake) are logged through
+//! [`tracing`](https://docs.rs/tracing): install a subscriber (e.g. `tracing_subscriber::fmt()
+//! .init()`) or they are invisible.
+//!
+#![doc = include_str!("docs/behaviour.md")]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -93,9 +108,11 @@ pub use crate::{
     },
 };
 pub use bytes::Bytes;
-pub use ws_endpoint_macros::{
-    on_close, on_error, on_handshake, on_message, on_open, path_param, server_endpoint,
-};
+pub use ws_endpoint_macros::{on_close, on_error, on_handshake, on_message, on_open, path_param};
+
+#[doc(inline)]
+#[doc = include_str!("docs/server_endpoint.md")]
+pub use ws_endpoint_macros::server_endpoint;
 
 /// The common imports: the attributes, [`Session`], [`CloseReason`], [`Json`], [`Bytes`],
 /// and actix-web's `web`, `App` and `HttpServer`.
