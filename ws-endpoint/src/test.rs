@@ -619,31 +619,40 @@ impl Head {
         find_header(&self.headers, name)
     }
 
-    fn parse(head: &str) -> Option<Head> {
-        let mut lines = head.split("\r\n");
-        let mut status_line = lines.next()?.splitn(3, ' ');
-        if !status_line.next()?.starts_with("HTTP/1.") {
-            return None;
-        }
-        let status = status_line.next()?.parse().ok()?;
-        let reason = status_line.next().unwrap_or("").to_owned();
-        let headers = lines
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                let (name, value) = l.split_once(':')?;
-                Some((name.trim().to_owned(), value.trim().to_owned()))
-            })
-            .collect::<Option<_>>()?;
-        Some(Head {
-            status,
-            reason,
-            headers,
-        })
+    /// The head at the start of `buf` (httparse), with its length; `None` while incomplete.
+    fn parse(buf: &[u8]) -> io::Result<Option<(Head, usize)>> {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut response = httparse::Response::new(&mut headers);
+        let len = match response.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(e) => {
+                return Err(invalid(format!(
+                    "an invalid response head ({e}): {:?}",
+                    String::from_utf8_lossy(&buf[..buf.len().min(MAX_HEAD)])
+                )))
+            }
+        };
+        let head = Head {
+            status: response.code.unwrap_or_default(),
+            reason: response.reason.unwrap_or_default().to_owned(),
+            headers: response
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_owned(),
+                        String::from_utf8_lossy(h.value).trim().to_owned(),
+                    )
+                })
+                .collect(),
+        };
+        Ok(Some((head, len)))
     }
 }
 
-/// Reads an HTTP/1.1 response by hand, so that a refusal's whole body is read (content length
-/// or chunked) and whatever follows a 101 is handed to the WebSocket.
+/// Reads an HTTP/1.1 response (parsed by httparse), so that a refusal's whole body is read
+/// (content length or chunked) and whatever follows a 101 is handed to the WebSocket.
 struct HttpReader<'s> {
     stream: &'s mut TcpStream,
     buf: Vec<u8>,
@@ -667,10 +676,9 @@ impl HttpReader<'_> {
 
     async fn head(&mut self) -> io::Result<Head> {
         loop {
-            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head: Vec<u8> = self.buf.drain(..end + 4).collect();
-                let text = String::from_utf8_lossy(&head[..end]);
-                return Head::parse(&text).ok_or_else(|| invalid(format!("{text:?}")));
+            if let Some((head, len)) = Head::parse(&self.buf)? {
+                self.buf.drain(..len);
+                return Ok(head);
             }
             if self.buf.len() > MAX_HEAD {
                 return Err(invalid(format!("a response head over {MAX_HEAD} bytes")));
@@ -688,6 +696,30 @@ impl HttpReader<'_> {
         }
     }
 
+    /// The next chunk's size line (httparse), or `None` if the stream ends first.
+    async fn chunk_size(&mut self) -> io::Result<Option<usize>> {
+        loop {
+            match httparse::parse_chunk_size(&self.buf) {
+                Ok(httparse::Status::Complete((len, size))) => {
+                    self.buf.drain(..len);
+                    return usize::try_from(size)
+                        .map(Some)
+                        .map_err(|_| invalid(format!("a chunk of {size} bytes")));
+                }
+                Ok(httparse::Status::Partial) => {}
+                Err(_) => {
+                    return Err(invalid(format!(
+                        "a bad chunk size line: {:?}",
+                        String::from_utf8_lossy(&self.buf[..self.buf.len().min(64)])
+                    )))
+                }
+            }
+            if !self.fill().await? {
+                return Ok(None);
+            }
+        }
+    }
+
     /// `n` bytes, or `None` if the stream ends first.
     async fn exact(&mut self, n: usize) -> io::Result<Option<Vec<u8>>> {
         while self.buf.len() < n {
@@ -698,19 +730,6 @@ impl HttpReader<'_> {
         Ok(Some(self.buf.drain(..n).collect()))
     }
 
-    /// A line without its CRLF, or `None` if the stream ends first.
-    async fn line(&mut self) -> io::Result<Option<String>> {
-        loop {
-            if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                let line: Vec<u8> = self.buf.drain(..end + 2).collect();
-                return Ok(Some(String::from_utf8_lossy(&line[..end]).into_owned()));
-            }
-            if !self.fill().await? {
-                return Ok(None);
-            }
-        }
-    }
-
     async fn body(&mut self, head: &Head) -> io::Result<Vec<u8>> {
         let truncated = || invalid("the connection ended inside the response body".into());
         if head
@@ -719,10 +738,7 @@ impl HttpReader<'_> {
         {
             let mut body = Vec::new();
             loop {
-                let line = self.line().await?.ok_or_else(truncated)?;
-                let size = line.split(';').next().unwrap_or("").trim();
-                let size = usize::from_str_radix(size, 16)
-                    .map_err(|_| invalid(format!("a bad chunk size: {line:?}")))?;
+                let size = self.chunk_size().await?.ok_or_else(truncated)?;
                 if size == 0 {
                     return Ok(body); // trailers, if any, are left unread
                 }
@@ -1269,14 +1285,18 @@ mod tests {
 
     #[test]
     fn heads_parse() {
-        let head =
-            Head::parse("HTTP/1.1 401 Unauthorized\r\ncontent-length: 12\r\nX-Thing: a: b\r\n")
-                .unwrap();
+        let (head, len) = Head::parse(
+            b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 12\r\nX-Thing: a: b\r\n\r\nbody",
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!((head.status, head.reason.as_str()), (401, "Unauthorized"));
         assert_eq!(head.header("Content-Length"), Some("12"));
         assert_eq!(head.header("x-thing"), Some("a: b"));
-        assert!(Head::parse("SSH-2.0-OpenSSH").is_none());
-        assert!(Head::parse("HTTP/1.1 abc OK").is_none());
+        assert_eq!(len, 64); // the head, up to and with its empty line
+        assert!(Head::parse(b"HTTP/1.1 401 Unauth").unwrap().is_none()); // incomplete
+        assert!(Head::parse(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
+        assert!(Head::parse(b"HTTP/1.1 abc OK\r\n\r\n").is_err());
     }
 
     #[test]

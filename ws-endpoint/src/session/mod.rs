@@ -578,6 +578,26 @@ impl fmt::Debug for Session {
     }
 }
 
+/// Sessions are equal when they are the same connection (same [`id`](Session::id)), so a
+/// `Session` goes in a `HashSet` or a `HashMap` key, as `Set<Session>` does in Java:
+///
+/// ```
+/// use std::collections::HashSet;
+/// use ws_endpoint::prelude::*;
+///
+/// #[derive(Default)]
+/// struct Watchers;
+///
+/// #[server_endpoint("/watch")]
+/// impl Watchers {
+///     #[on_open]
+///     fn open(&mut self, session: &Session) {
+///         let mut set = HashSet::new();
+///         assert!(set.insert(session.clone()));
+///         assert!(!set.insert(session.clone())); // the same session again
+///     }
+/// }
+/// ```
 impl PartialEq for Session {
     fn eq(&self, other: &Self) -> bool {
         self.inner.id == other.inner.id
