@@ -7,16 +7,15 @@ use common::*;
 use ws_endpoint::prelude::*;
 
 /// Broadcasts 1000-byte messages to itself until one is dropped, then logs the process total.
-#[derive(Default)]
 struct Filler {
-    log: Option<web::Data<Log>>,
+    log: web::Data<Log>,
 }
 
 #[server_endpoint("/filler", max_buffered = "1MiB", heartbeat = false)]
 impl Filler {
     #[on_open]
-    fn open(&mut self, log: web::Data<Log>) {
-        self.log = Some(log);
+    fn open(log: web::Data<Log>) -> Self {
+        Filler { log }
     }
 
     #[on_message]
@@ -34,13 +33,11 @@ impl Filler {
             sent += d.sent;
             assert!(sent < 1_000_000, "the queue never filled");
         }
-        if let Some(log) = &self.log {
-            log.push(format!(
-                "total:{}:{}",
-                ws_endpoint::buffered_total(),
-                session.buffered_amount()
-            ));
-        }
+        self.log.push(format!(
+            "total:{}:{}",
+            ws_endpoint::buffered_total(),
+            session.buffered_amount()
+        ));
     }
 }
 

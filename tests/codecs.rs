@@ -66,18 +66,17 @@ impl EncodeBinary for Point {
     }
 }
 
-#[derive(Default)]
 struct Game {
-    log: Option<web::Data<Log>>,
+    log: web::Data<Log>,
 }
 
 #[server_endpoint("/game", heartbeat = false)]
 impl Game {
     #[on_open]
-    async fn open(&mut self, session: &Session, log: web::Data<Log>) {
-        self.log = Some(log);
+    async fn open(session: &Session, log: web::Data<Log>) -> Self {
         // sendObject: any encodable value
         let _ = session.send(Text(Move { x: 0, y: 0 })).await;
+        Game { log }
     }
 
     #[on_message]
@@ -95,9 +94,7 @@ impl Game {
 
     #[on_error]
     fn error(&mut self, err: EndpointError) -> String {
-        if let Some(log) = &self.log {
-            log.push(format!("error:{err}"));
-        }
+        self.log.push(format!("error:{err}"));
         format!("error: {err}")
     }
 }

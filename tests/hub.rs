@@ -15,19 +15,18 @@ use common::*;
 use tokio_tungstenite::tungstenite::Message;
 use ws_endpoint::{prelude::*, Delivery};
 
-#[derive(Default)]
 struct Room {
-    log: Option<web::Data<Log>>,
+    log: web::Data<Log>,
 }
 
 #[server_endpoint("/room/{name}", heartbeat = false)]
 impl Room {
     #[on_open]
-    fn open(&mut self, session: &Session, #[path_param] name: String, log: web::Data<Log>) {
+    fn open(session: &Session, #[path_param] name: String, log: web::Data<Log>) -> Self {
         if name != "none" {
             session.join(&name);
         }
-        self.log = Some(log);
+        Room { log }
     }
 
     /// `all:x` broadcast, `others:x` all but me, `room:R:x` to room R, `odd:x` filtered,
@@ -56,30 +55,28 @@ impl Room {
             }
             _ => return Some(format!("unknown:{msg}")),
         };
-        if let (Some(log), Ok(d)) = (&self.log, delivery) {
-            log.push(format!("delivery:{}:{}:{}", d.sent, d.dropped, d.closed));
+        if let Ok(d) = delivery {
+            self.log
+                .push(format!("delivery:{}:{}:{}", d.sent, d.dropped, d.closed));
         }
         None
     }
 
     #[on_close]
     fn close(&mut self, reason: CloseReason) {
-        if let Some(log) = &self.log {
-            log.closed(&reason);
-        }
+        self.log.closed(&reason);
     }
 }
 
-#[derive(Default)]
 struct Strict {
-    log: Option<web::Data<Log>>,
+    log: web::Data<Log>,
 }
 
 #[server_endpoint("/strict", heartbeat = false, slow_consumer = "close")]
 impl Strict {
     #[on_open]
-    fn open(&mut self, log: web::Data<Log>) {
-        self.log = Some(log);
+    fn open(log: web::Data<Log>) -> Self {
+        Strict { log }
     }
 
     #[on_message]
@@ -87,9 +84,7 @@ impl Strict {
 
     #[on_close]
     fn close(&mut self, reason: CloseReason) {
-        if let Some(log) = &self.log {
-            log.closed(&reason);
-        }
+        self.log.closed(&reason);
     }
 }
 

@@ -8,9 +8,8 @@ use tokio::io::AsyncWriteExt;
 use ws_endpoint::prelude::*;
 
 /// An echo with a small outbound budget.
-#[derive(Default)]
 struct Echo {
-    log: Option<web::Data<Log>>,
+    log: web::Data<Log>,
 }
 
 #[server_endpoint(
@@ -21,8 +20,8 @@ struct Echo {
 )]
 impl Echo {
     #[on_open]
-    fn open(&mut self, log: web::Data<Log>) {
-        self.log = Some(log);
+    fn open(log: web::Data<Log>) -> Self {
+        Echo { log }
     }
 
     #[on_message]
@@ -37,9 +36,7 @@ impl Echo {
 
     #[on_close]
     fn close(&mut self, reason: CloseReason) {
-        if let Some(log) = &self.log {
-            log.closed(&reason);
-        }
+        self.log.closed(&reason);
     }
 }
 
@@ -48,16 +45,15 @@ fn app(cfg: &mut web::ServiceConfig) {
 }
 
 /// Fills its own queue with broadcasts until one is dropped, and logs the queue's size.
-#[derive(Default)]
 struct Filler {
-    log: Option<web::Data<Log>>,
+    log: web::Data<Log>,
 }
 
 #[server_endpoint("/filler", max_buffered = 8192, heartbeat = false)]
 impl Filler {
     #[on_open]
-    fn open(&mut self, log: web::Data<Log>) {
-        self.log = Some(log);
+    fn open(log: web::Data<Log>) -> Self {
+        Filler { log }
     }
 
     #[on_message]
@@ -75,9 +71,8 @@ impl Filler {
             sent += d.sent;
             assert!(sent < 1_000_000, "the queue never filled");
         }
-        if let Some(log) = &self.log {
-            log.push(format!("buffered:{}", session.buffered_amount()));
-        }
+        self.log
+            .push(format!("buffered:{}", session.buffered_amount()));
     }
 }
 

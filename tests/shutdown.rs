@@ -8,17 +8,16 @@ use std::time::Duration;
 use common::*;
 use ws_endpoint::prelude::*;
 
-#[derive(Default)]
 struct Room {
-    log: Option<web::Data<Log>>,
+    log: web::Data<Log>,
 }
 
 #[server_endpoint("/room", heartbeat = false)]
 impl Room {
     #[on_open]
-    fn open(&mut self, log: web::Data<Log>) {
+    fn open(log: web::Data<Log>) -> Self {
         log.push("open");
-        self.log = Some(log);
+        Room { log }
     }
 
     #[on_message]
@@ -30,9 +29,7 @@ impl Room {
     async fn close(&mut self, reason: CloseReason) {
         // an async on_close that takes a moment still completes before the server stops
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-        if let Some(log) = &self.log {
-            log.closed(&reason);
-        }
+        self.log.closed(&reason);
     }
 }
 
