@@ -92,6 +92,9 @@ pub struct EndpointArgs {
     /// Extra allowed origins.
     #[darling(default)]
     pub allowed_origins: Vec<LitStr>,
+    /// Allowed Host names.
+    #[darling(default)]
+    pub allowed_hosts: Vec<LitStr>,
     /// Idle timeout.
     pub idle_timeout: Option<Dur>,
     /// Heartbeat ping interval.

@@ -181,6 +181,10 @@ pub fn expand(ep: &Endpoint) -> TokenStream {
         let o = &a.allowed_origins;
         config.extend(quote! { __c = __c.allowed_origins([#(#o),*]); });
     }
+    if !a.allowed_hosts.is_empty() {
+        let h = &a.allowed_hosts;
+        config.extend(quote! { __c = __c.allowed_hosts([#(#h),*]); });
+    }
     if let Some(d) = a.idle_timeout {
         let ms = d.0.as_millis() as u64;
         config.extend(quote! { __c = __c.idle_timeout(::core::option::Option::Some(::core::time::Duration::from_millis(#ms))); });

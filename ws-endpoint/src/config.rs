@@ -78,6 +78,11 @@ pub struct EndpointConfig {
     pub subprotocols: Vec<String>,
     /// Origins allowed besides the request's own (same-origin is always allowed; `"*"` allows any).
     pub allowed_origins: Vec<String>,
+    /// Host names (`app.example`, any port) or `host:port`s the `Host` header may carry; `"*"`
+    /// for any. Empty (the default): any host, except on a connection that arrived at a
+    /// loopback address, where only loopback names are accepted (`localhost`, `127.0.0.0/8`,
+    /// `[::1]`: the DNS-rebinding defence of development servers).
+    pub allowed_hosts: Vec<String>,
     /// Close a session with 1001 after this long without a data message either way (or a ping
     /// from the peer). `None`: never.
     pub idle_timeout: Option<Duration>,
@@ -107,6 +112,7 @@ impl EndpointConfig {
             max_binary_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             subprotocols: Vec::new(),
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             idle_timeout: None,
             ping_interval: Some(DEFAULT_PING_INTERVAL),
             pong_timeout: DEFAULT_PONG_TIMEOUT,
@@ -165,6 +171,13 @@ impl EndpointConfig {
         origins: impl IntoIterator<Item = S>,
     ) -> Self {
         self.allowed_origins = origins.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the host names the `Host` header may carry (`"app.example"`, `"app.example:8443"`;
+    /// `"*"` for any); see [`allowed_hosts`](Self::allowed_hosts).
+    pub fn allowed_hosts<S: Into<String>>(mut self, hosts: impl IntoIterator<Item = S>) -> Self {
+        self.allowed_hosts = hosts.into_iter().map(Into::into).collect();
         self
     }
 

@@ -372,11 +372,13 @@ fn closing(session: &Session) -> impl std::future::Future<Output = ()> + '_ {
     })
 }
 
-/// The peer's close frame: echo its code (RFC 6455 §5.5.1; an empty close echoes empty).
+/// The peer's close frame: echoed with its code and reason, as Tomcat does (RFC 6455 §5.5.1);
+/// an empty close is answered with 1000, so that a browser reports 1000 (as against Tomcat)
+/// rather than 1005. `on_close` gets what the peer sent (1005 for an empty close).
 fn on_peer_close(session: &Session, close: Option<(u16, String)>) -> CloseReason {
     let echo = match &close {
-        Some((code, _)) => Bytes::copy_from_slice(&code.to_be_bytes()),
-        None => Bytes::new(),
+        Some((code, reason)) => Bytes::from(crate::wire::close::payload(*code, reason)),
+        None => Bytes::from(crate::wire::close::payload(crate::wire::close::NORMAL, "")),
     };
     let reason = CloseReason::from_wire(close);
     match session.inner.begin_close(reason.clone(), Some(echo)) {

@@ -32,7 +32,7 @@ impl fmt::Display for MessageKind {
 /// | --- | --- |
 /// | [`Decode`](Self::Decode), [`Handler`](Self::Handler), [`PathParam`](Self::PathParam) | stays open |
 /// | [`MessageTooBig`](Self::MessageTooBig) | closed with 1009 |
-/// | [`InvalidUtf8`](Self::InvalidUtf8) | closed with 1007 |
+/// | [`InvalidUtf8`](Self::InvalidUtf8), [`InvalidCloseReason`](Self::InvalidCloseReason) | closed with 1007 |
 /// | [`Unsupported`](Self::Unsupported) | closed with 1003 |
 /// | [`Protocol`](Self::Protocol) | closed with 1002 |
 /// | [`Panic`](Self::Panic) | closed with 1011 |
@@ -54,8 +54,10 @@ pub enum EndpointError {
         /// The limit in force for this kind of message.
         limit: usize,
     },
-    /// A text message (or a close reason) was not valid UTF-8.
+    /// A text message was not valid UTF-8.
     InvalidUtf8,
+    /// The reason in the peer's close frame was not valid UTF-8.
+    InvalidCloseReason,
     /// A message of a kind the endpoint has no `#[on_message]` handler for.
     Unsupported(MessageKind),
     /// The peer broke RFC 6455 (unmasked frame, reserved bits, bad opcode, bad close code, …).
@@ -84,7 +86,9 @@ impl EndpointError {
         use crate::wire::close;
         match self {
             EndpointError::MessageTooBig { .. } => Some(close::TOO_BIG),
-            EndpointError::InvalidUtf8 => Some(close::INVALID_PAYLOAD),
+            EndpointError::InvalidUtf8 | EndpointError::InvalidCloseReason => {
+                Some(close::INVALID_PAYLOAD)
+            }
             EndpointError::Unsupported(_) => Some(close::UNSUPPORTED),
             EndpointError::Protocol(_) => Some(close::PROTOCOL),
             EndpointError::Panic(_) => Some(close::INTERNAL_ERROR),
@@ -120,6 +124,7 @@ impl fmt::Display for EndpointError {
                 "message too big: at least {size} bytes, the limit is {limit} bytes"
             ),
             EndpointError::InvalidUtf8 => f.write_str("text message is not valid UTF-8"),
+            EndpointError::InvalidCloseReason => f.write_str("close reason is not valid UTF-8"),
             EndpointError::Unsupported(kind) => {
                 write!(f, "this endpoint does not accept {kind} messages")
             }
@@ -151,6 +156,7 @@ impl From<crate::wire::WireError> for EndpointError {
         match err {
             WireError::TooBig { size, limit } => EndpointError::MessageTooBig { size, limit },
             WireError::InvalidUtf8 => EndpointError::InvalidUtf8,
+            WireError::InvalidCloseReason => EndpointError::InvalidCloseReason,
             WireError::Unsupported(DataKind::Text) => EndpointError::Unsupported(MessageKind::Text),
             WireError::Unsupported(DataKind::Binary) => {
                 EndpointError::Unsupported(MessageKind::Binary)

@@ -18,9 +18,11 @@ use actix_web::{
 /// Autobahn testsuite see an unclean close, measured in `scripts/conformance.sh`.)
 pub const CLOSE_LINGER: Duration = Duration::ZERO;
 
-/// The `on_connect` hook installed by [`WsServerExt::with_ws_defaults`]: sets `TCP_NODELAY` and
-/// records the socket's descriptor (no duplicate is made), so that a dead peer that stopped
-/// reading can have its connection shut down (see [`WsServerExt::with_ws_defaults`]). Call it
+/// The `on_connect` hook installed by [`WsServerExt::with_ws_defaults`]: sets `TCP_NODELAY`,
+/// records the connection's local address (a connection that arrived at a loopback address
+/// accepts only loopback `Host` names unless `allowed_hosts` is set) and the socket's
+/// descriptor (no duplicate is made), so that a dead peer that stopped reading can have its
+/// connection shut down (see [`WsServerExt::with_ws_defaults`]). Call it
 /// from your own `HttpServer::on_connect` hook if you have one.
 pub fn on_connect(conn: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
     let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else {
@@ -30,13 +32,14 @@ pub fn on_connect(conn: &dyn std::any::Any, data: &mut actix_web::dev::Extension
         return;
     };
     let _ = tcp.set_nodelay(true);
+    if let Ok(local) = tcp.local_addr() {
+        data.insert(crate::handshake::LocalAddr(local));
+    }
     #[cfg(unix)]
     {
         use std::os::fd::AsRawFd;
         data.insert(crate::session::ConnFd(tcp.as_raw_fd()));
     }
-    #[cfg(not(unix))]
-    let _ = data;
 }
 
 /// Waits for Ctrl-C or SIGTERM, then closes every session with 1001 (waiting up to `grace` for

@@ -109,6 +109,13 @@ impl<E: Endpoint> EndpointService<E> {
         self
     }
 
+    /// Sets the host names the `Host` header may carry (`"*"` for any; see
+    /// [`EndpointConfig::allowed_hosts`]).
+    pub fn allowed_hosts<S: Into<String>>(mut self, hosts: impl IntoIterator<Item = S>) -> Self {
+        self.config = self.config.allowed_hosts(hosts);
+        self
+    }
+
     /// Sets the idle timeout.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.config.idle_timeout = Some(timeout);

@@ -42,8 +42,8 @@ pub fn parse(payload: &[u8]) -> Result<Option<(u16, String)>, super::WireError> 
             if !is_allowed(code) {
                 return Err(super::WireError::BadCloseCode(code));
             }
-            let reason =
-                std::str::from_utf8(&payload[2..]).map_err(|_| super::WireError::InvalidUtf8)?;
+            let reason = std::str::from_utf8(&payload[2..])
+                .map_err(|_| super::WireError::InvalidCloseReason)?;
             Ok(Some((code, reason.to_owned())))
         }
     }
@@ -74,7 +74,7 @@ mod tests {
         );
         assert_eq!(
             parse(&[0x03, 0xe8, 0xff]),
-            Err(super::super::WireError::InvalidUtf8)
+            Err(super::super::WireError::InvalidCloseReason)
         );
         for code in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000] {
             assert!(!is_allowed(code), "{code}");

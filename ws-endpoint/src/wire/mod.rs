@@ -28,8 +28,10 @@ pub enum WireError {
         /// The limit for this kind.
         limit: usize,
     },
-    /// Text (or a close reason) that is not UTF-8.
+    /// Text that is not UTF-8.
     InvalidUtf8,
+    /// A close frame whose reason is not UTF-8.
+    InvalidCloseReason,
     /// A data message of a kind the endpoint takes no messages of.
     Unsupported(DataKind),
     /// An RFC 6455 violation.
@@ -43,7 +45,7 @@ impl WireError {
     pub fn close_code(&self) -> u16 {
         match self {
             WireError::TooBig { .. } => close::TOO_BIG,
-            WireError::InvalidUtf8 => close::INVALID_PAYLOAD,
+            WireError::InvalidUtf8 | WireError::InvalidCloseReason => close::INVALID_PAYLOAD,
             WireError::Unsupported(_) => close::UNSUPPORTED,
             WireError::Protocol(_) | WireError::BadCloseCode(_) => close::PROTOCOL,
         }
@@ -58,6 +60,7 @@ impl std::fmt::Display for WireError {
                 "message too big: at least {size} bytes, the limit is {limit} bytes"
             ),
             WireError::InvalidUtf8 => f.write_str("text message is not valid UTF-8"),
+            WireError::InvalidCloseReason => f.write_str("close reason is not valid UTF-8"),
             WireError::Unsupported(kind) => {
                 write!(f, "this endpoint does not accept {kind} messages")
             }
