@@ -24,26 +24,31 @@
 //!   static AtomicInteger connectionIds;                 (static CONNECTION_IDS: AtomicUsize)
 //!   static Set<ChatAnnotation> connections;             (session.open_sessions())
 //!   @OnOpen                                             #[on_open]
-//!   public void start(Session session) {                async fn start(session: &Session) -> Self {
+//!   public void start(Session session) {                fn start(session: &Session) -> Self {
 //!     this.session = session;                             let nickname = format!("{GUEST_PREFIX}{}", …);
 //!     connections.add(this);                              session.set_property(Nickname(…));
 //!     broadcast(String.format("* %s %s",                  broadcast(session,
-//!         nickname, "has joined."));                          &format!("* {} has joined.", …)).await;
+//!         nickname, "has joined."));                          &format!("* {} has joined.", …));
 //!   }                                                     ChatAnnotation { nickname }
 //!                                                       }
 //!   @OnClose                                            #[on_close]
-//!   public void end() {                                 async fn end(&mut self, session: &Session) {
+//!   public void end() {                                 fn end(&mut self, session: &Session) {
 //!     connections.remove(this);                           broadcast(session,
-//!     broadcast(… "has disconnected.");                      &format!("* {} has disconnected.", …)).await;
+//!     broadcast(… "has disconnected.");                      &format!("* {} has disconnected.", …));
 //!   }                                                   }
 //!   @OnMessage                                          #[on_message]
-//!   public void incoming(String message) {              async fn incoming(&mut self, session: &Session,
+//!   public void incoming(String message) {              fn incoming(&mut self, session: &Session,
 //!     broadcast(String.format("%s: %s", nickname,           message: String) {
 //!         HTMLFilter.filter(message)));                   broadcast(session, &format!("{}: {}", …,
-//!   }                                                         html_filter(&message))).await;
+//!   }                                                         html_filter(&message)));
 //!   @OnError                                            #[on_error]
 //!   public void onError(Throwable t) {                  fn on_error(&mut self, t: EndpointError) {
 //!     log.error("Chat Error: " + t, t);                   tracing::error!("Chat Error: {t}");
+//!   }                                                   }
+//!   private void sendMessage(String msg) {              fn send_message(client: &Session, msg: &str) {
+//!     // backlog of 10 while a send is in progress;         // the backlog is the client's outbound
+//!     // beyond it, skip and count                          // queue; when full: skip and count
+//!     … "Skipped [" + n + "] messages due to slow client"   … the same notice, once it has room
 //!   }                                                   }
 //! }                                                   }
 //! ```
@@ -55,14 +60,21 @@
 //!   sessions of this endpoint in this process, taken as a snapshot before each broadcast. The
 //!   nickname is kept as a session property (`getUserProperties()`) for the log line of a failed
 //!   send. Broadcasts go in session-id order (joining order), like Java's insertion order.
+//! * **A slow client.** Tomcat 10.1 sends to each client in turn; while a send to a client is in
+//!   progress, further messages for it wait in a backlog of 10, and beyond that they are skipped
+//!   and counted, and the client later gets `Skipped [N] messages due to slow client`. Here the
+//!   backlog is the client's outbound queue (`max_buffered`, 256 KiB: a few hundred lines, where
+//!   Tomcat's is 10 messages of any size); `send_message` queues with `Session::try_send`, which
+//!   never waits, and a message that does not fit is skipped and counted, with the same notice
+//!   once the client has room again. So one client that stops reading delays nobody, as in
+//!   Tomcat 10.1 (the Tomcat 9 version of this example waited on each client in turn).
 //! * **A send that fails.** Tomcat catches the `IOException`, removes and closes that client,
 //!   broadcasts `* GuestN has been disconnected.`, and goes on; its `@OnClose` then also
 //!   broadcasts `* GuestN has disconnected.`, so the others see two notices for one departure.
-//!   Here a send fails only once the session is closed (a peer that stops reading is dropped
-//!   by the runtime after `send_timeout`, 10 s, and gets `on_close` 1006), so the broadcast goes
-//!   on with the next client, closes the failing one (a no-op kept for the side-by-side), and
-//!   its `on_close`, which runs exactly once per session, sends the single
-//!   `* GuestN has disconnected.` notice. Sessions already closing are skipped without an error.
+//!   Here a send fails only once the session is closed (a peer that stops reading for good is
+//!   dropped by the heartbeat: no pong, 1006), and its `on_close`, which runs exactly once per
+//!   session, sends the single `* GuestN has disconnected.` notice. Sessions already closing
+//!   are skipped.
 //! * **Message size.** Tomcat buffers a whole text message in 8192 characters by default and
 //!   closes with 1009 beyond that; this endpoint sets `max_message_size = 8192` (bytes, the
 //!   runtime counts UTF-8 bytes), also closed with 1009 (and `on_error` is called first, which
@@ -76,7 +88,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use actix_web::HttpResponse;
-use ws_endpoint::prelude::*;
+use ws_endpoint::{prelude::*, SendError};
 
 const GUEST_PREFIX: &str = "Guest";
 
@@ -97,32 +109,31 @@ impl ChatAnnotation {
     /// Java names the guest in its constructor and announces it in `@OnOpen`; the
     /// constructor-style `on_open` does both, right after the handshake.
     #[on_open]
-    async fn start(session: &Session) -> Self {
+    fn start(session: &Session) -> Self {
         let nickname = format!(
             "{GUEST_PREFIX}{}",
             CONNECTION_IDS.fetch_add(1, Ordering::Relaxed)
         );
         session.set_property(Nickname(nickname.clone()));
-        broadcast(session, &format!("* {} {}", nickname, "has joined.")).await;
+        broadcast(session, &format!("* {} {}", nickname, "has joined."));
         ChatAnnotation { nickname }
     }
 
     #[on_close]
-    async fn end(&mut self, session: &Session) {
+    fn end(&mut self, session: &Session) {
         // This session is no longer open, so the broadcast skips it (Java removes it from the
         // set first).
         broadcast(
             session,
             &format!("* {} {}", self.nickname, "has disconnected."),
-        )
-        .await;
+        );
     }
 
     #[on_message]
-    async fn incoming(&mut self, session: &Session, message: String) {
+    fn incoming(&mut self, session: &Session, message: String) {
         // Never trust the client
         let filtered = format!("{}: {}", self.nickname, html_filter(&message));
-        broadcast(session, &filtered).await;
+        broadcast(session, &filtered);
     }
 
     #[on_error]
@@ -131,23 +142,49 @@ impl ChatAnnotation {
     }
 }
 
-/// Sends `msg` to every open session of the chat endpoint (`session`'s endpoint), one after the
-/// other. A failed send does not stop the broadcast.
-async fn broadcast(session: &Session, msg: &str) {
+/// Messages a slow client missed since it last had room (Java's `skippedMessageCount`).
+#[derive(Clone, Copy, Default)]
+struct Skipped(u64);
+
+/// Sends `msg` to every open session of the chat endpoint (`session`'s endpoint), in joining
+/// order, and never waits (Java's `broadcast` + `sendMessage`): each client's backlog is its
+/// outbound queue (`max_buffered` bytes), so one client that stops reading delays nobody.
+fn broadcast(session: &Session, msg: &str) {
     let mut clients = session.open_sessions();
     clients.sort_by_key(Session::id);
     for client in clients {
-        if !client.is_open() {
-            // Closing: its own `on_close` announces it.
-            continue;
+        if client.is_open() {
+            // A closing client is skipped: its own `on_close` announces it.
+            send_message(&client, msg);
         }
-        if let Err(err) = client.text(msg).await {
+    }
+}
+
+/// Tomcat 10.1's `sendMessage`: queued when the client's backlog has room; otherwise skipped
+/// and counted, and once the client has room again it first gets
+/// `Skipped [N] messages due to slow client`.
+fn send_message(client: &Session, msg: &str) {
+    let skipped = client.property::<Skipped>().unwrap_or_default().0;
+    if skipped > 0 {
+        let notice = format!("Skipped [{skipped}] messages due to slow client");
+        if client.try_send(notice).is_err() {
+            client.set_property(Skipped(skipped + 1));
+            return;
+        }
+        client.set_property(Skipped(0));
+    }
+    match client.try_send(msg.to_owned()) {
+        Ok(()) => {}
+        Err(SendError::Full) => {
+            client.set_property(Skipped(1));
+        }
+        Err(err) => {
+            // Closed meanwhile: its `on_close` announces it (Java removes and closes it here).
             let nickname = client
                 .property::<Nickname>()
                 .map(|n| n.0)
                 .unwrap_or_default();
             tracing::debug!(%err, %nickname, "Chat Error: Failed to send message to client");
-            let _ = client.close(CloseReason::normal()).await;
         }
     }
 }

@@ -289,7 +289,19 @@ pub fn upgrade_request(addr: SocketAddr, path: &str, extra: &str) -> String {
 impl Raw {
     /// Opens a WebSocket with a hand-written handshake.
     pub async fn connect(addr: SocketAddr, path: &str) -> Raw {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
+        Self::handshake(TcpStream::connect(addr).await.unwrap(), addr, path).await
+    }
+
+    /// Like [`Raw::connect`], with a receive buffer of about `bytes` (set before connecting, so
+    /// the kernel does not grow it): a reader that stops reading fills up fast.
+    pub async fn connect_small_buffer(addr: SocketAddr, path: &str, bytes: u32) -> Raw {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(bytes).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        Self::handshake(stream, addr, path).await
+    }
+
+    async fn handshake(mut stream: TcpStream, addr: SocketAddr, path: &str) -> Raw {
         stream
             .write_all(upgrade_request(addr, path, "").as_bytes())
             .await

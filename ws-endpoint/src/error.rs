@@ -187,6 +187,9 @@ pub enum SendError {
     Closed,
     /// The value could not be encoded (e.g. `serde_json` refused it); nothing was sent.
     Encode(String),
+    /// [`Session::try_send`](crate::Session::try_send) found no room in the outbound queue;
+    /// nothing was queued.
+    Full,
     /// [`Session::close`](crate::Session::close) with a code RFC 6455 forbids on the wire
     /// (e.g. 1005, 1006, 1015); the session was not closed.
     InvalidCloseCode(u16),
@@ -196,6 +199,7 @@ impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SendError::Closed => f.write_str("the session is closed"),
+            SendError::Full => f.write_str("the session's outbound queue is full"),
             SendError::Encode(msg) => write!(f, "could not encode the message: {msg}"),
             SendError::InvalidCloseCode(code) => {
                 write!(f, "close code {code} may not be sent on the wire")

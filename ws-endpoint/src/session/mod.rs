@@ -425,6 +425,31 @@ impl Session {
         self.send_message(value.into_message()?).await
     }
 
+    /// Queues `value` if the outbound queue has room for it now, and never waits:
+    /// `Err(SendError::Full)` when it has not (the peer reads slower than it is sent to), and
+    /// nothing is queued. The building block of a per-client policy of your own (skip, count,
+    /// tell the client what it missed, as Tomcat's chat example does); broadcasts
+    /// ([`Hub`](crate::Hub)) apply the endpoint's `slow_consumer` policy instead.
+    ///
+    /// ```
+    /// # use ws_endpoint::{Session, SendError};
+    /// # fn f(session: &Session) {
+    /// match session.try_send("tick") {
+    ///     Ok(()) => {}
+    ///     Err(SendError::Full) => { /* this client is behind: skip it this time */ }
+    ///     Err(_) => { /* closed */ }
+    /// }
+    /// # }
+    /// ```
+    pub fn try_send<T: Sendable>(&self, value: T) -> Result<(), SendError> {
+        let frame = OutFrame::message(value.into_message()?);
+        match self.offer(frame) {
+            Ok(()) => Ok(()),
+            Err(Refused::Closed) => Err(SendError::Closed),
+            Err(Refused::Full(_)) => Err(SendError::Full),
+        }
+    }
+
     /// Sends a handler's reply: queued at once when there is room (no await on the common
     /// path), otherwise waiting like any send.
     pub(crate) async fn reply(&self, msg: Message) -> Result<(), SendError> {
