@@ -18,15 +18,23 @@
 //! * client → server: `{"text": "hello"}`; `{"text": "/nick grace"}` changes the nickname.
 //! * server → the newcomer: who it is and who is there,
 //!   `{"kind":"welcome","room":"lobby","nick":"bob","members":["ada","bob"]}`.
-//! * server → the rest of the room: `{"kind":"join","room":"lobby","nick":"bob","members":[…]}`
-//!   and, when someone leaves, `{"kind":"leave","room":"lobby","nick":"bob","members":["ada"]}`.
+//! * server → the rest of the room, as changes (the member list goes only to a newcomer, so a
+//!   join costs the same in a room of 2 or 2,000): `{"kind":"join","room":"lobby","nick":"bob"}`
+//!   and, when someone leaves, `{"kind":"leave","room":"lobby","nick":"bob"}`.
 //! * server → everyone in the room, the sender included:
 //!   `{"kind":"message","room":"lobby","from":"ada","text":"hello"}` and
-//!   `{"kind":"nick","room":"lobby","from":"ada","to":"grace","members":["bob","grace"]}`.
-//! * server → the sender alone, when a message is not understood:
-//!   `{"kind":"error","error":"…"}`; the session stays open.
+//!   `{"kind":"nick","room":"lobby","from":"ada","to":"grace"}`.
+//! * server → the sender alone, when a message is not understood (or `/nick` names a nickname
+//!   taken in the room): `{"kind":"error","error":"…"}`; the session stays open.
 //!
 //! The nickname comes from the query string (`?nick=ada`), else it is `guest-<session id>`.
+//! Nicknames are unique in their room: a second `ada` is admitted as `ada-2` (the welcome says
+//! so; refusing would lock out a user whose previous tab is still connected), and `/nick` to a
+//! taken name is refused. Control characters and invisible or bidi characters (U+200B, U+202E,
+//! U+2066, …) are removed from nicknames and room names, so no name can pass for another or turn
+//! a line around. The room is the path segment percent-decoded (`/chat/c%2B%2B` is `c++`); a
+//! name that is empty, longer than 64 characters, not UTF-8 or with control characters is
+//! refused with 400 before the upgrade (an `#[on_handshake]` hook).
 //! Rooms are the endpoint's [`Hub`] rooms: a session joins the room of its path and leaves it
 //! when it closes; events go out with `Chat::hub().to_room(…)`, which never waits on a slow
 //! member.
@@ -38,8 +46,10 @@
 //! cargo run --features redis --example chat -- 127.0.0.1:8081 --redis redis://127.0.0.1/
 //! ```
 //!
-//! A message sent on either server reaches the room's members on both; the `members` lists
-//! name the members connected to the server that sends the event.
+//! A message sent on either server reaches the room's members on both; the welcome's `members`
+//! list, and the uniqueness of nicknames, are those of the server the newcomer is connected to.
+
+use std::{collections::HashSet, sync::Mutex};
 
 use actix_web::HttpResponse;
 use serde::{Deserialize, Serialize};
@@ -48,17 +58,61 @@ use ws_endpoint::prelude::*;
 /// Longest nickname kept, in characters.
 const MAX_NICK_CHARS: usize = 32;
 
+/// Longest room name, in characters (after percent-decoding).
+pub const MAX_ROOM_CHARS: usize = 64;
+
 /// A session's nickname, kept as a session property.
 #[derive(Debug, Clone)]
 struct Nick(String);
 
-/// The sorted nicknames of `room`'s members (on this server).
-fn members(room: &str) -> Vec<String> {
-    let mut nicks: Vec<String> = Chat::hub()
+/// Taken while a nickname is checked and claimed, so that two `ada`s joining (or renaming) at
+/// once cannot both get it. Who holds which name is the room's live members' `Nick`
+/// properties: a session that ends frees its name with it, whatever ended it.
+static NICKS: Mutex<()> = Mutex::new(());
+
+/// The nicknames held in `room` (on this server).
+fn nicks_in(room: &str) -> HashSet<String> {
+    Chat::hub()
         .room_members(room)
         .iter()
         .filter_map(|s| s.property::<Nick>().map(|n| n.0))
-        .collect();
+        .collect()
+}
+
+/// Joins `room` as `wanted`, or as the first free `wanted-2`, `wanted-3`, …; returns the
+/// nickname taken.
+fn join_as(session: &Session, room: &str, wanted: &str) -> String {
+    let _claim = NICKS.lock().unwrap_or_else(|e| e.into_inner());
+    let taken = nicks_in(room);
+    let mut nick = wanted.to_owned();
+    let mut n = 2;
+    while taken.contains(&nick) {
+        let suffix = format!("-{n}");
+        let base: String = wanted
+            .chars()
+            .take(MAX_NICK_CHARS - suffix.chars().count())
+            .collect();
+        nick = format!("{base}{suffix}");
+        n += 1;
+    }
+    session.set_property(Nick(nick.clone()));
+    session.join(room);
+    nick
+}
+
+/// Renames `session` to `new` in `room` if no one there holds it.
+fn rename(session: &Session, room: &str, new: &str) -> bool {
+    let _claim = NICKS.lock().unwrap_or_else(|e| e.into_inner());
+    if nicks_in(room).contains(new) {
+        return false;
+    }
+    session.set_property(Nick(new.to_owned()));
+    true
+}
+
+/// The sorted nicknames of `room`'s members (on this server).
+fn members(room: &str) -> Vec<String> {
+    let mut nicks: Vec<String> = nicks_in(room).into_iter().collect();
     nicks.sort();
     nicks
 }
@@ -76,28 +130,21 @@ fn to_room(room: &str, except: Option<&Session>, event: Event) {
     }
 }
 
-/// What the server sends.
+/// What the server sends. Member lists go only to a newcomer (`welcome`); the others get the
+/// change (`join`, `leave`, `nick`), so a join costs the same however full the room is.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Event {
-    /// To a newcomer: you are `nick` in `room`, with `members`.
+    /// To a newcomer: you are `nick` in `room`, with `members` (you included).
     Welcome {
         room: String,
         nick: String,
         members: Vec<String>,
     },
     /// `nick` entered the room.
-    Join {
-        room: String,
-        nick: String,
-        members: Vec<String>,
-    },
+    Join { room: String, nick: String },
     /// `nick` left the room.
-    Leave {
-        room: String,
-        nick: String,
-        members: Vec<String>,
-    },
+    Leave { room: String, nick: String },
     /// A chat message.
     Message {
         room: String,
@@ -109,7 +156,6 @@ pub enum Event {
         room: String,
         from: String,
         to: String,
-        members: Vec<String>,
     },
     /// The last message was not understood; sent to its sender only.
     Error { error: String },
@@ -135,12 +181,25 @@ struct Params {
     nick: Option<String>,
 }
 
-/// A usable nickname from user input: trimmed, no control characters, at most
-/// [`MAX_NICK_CHARS`]; `None` if nothing is left.
-fn clean_nick(raw: &str) -> Option<String> {
+/// Characters that are invisible or reorder text (zero-width spaces and joiners, bidi
+/// embeddings, overrides and isolates, the word joiner and invisible operators, the BOM,
+/// variation selectors, tag characters, fillers): a nickname or room name that contains them
+/// can look like another, or turn the rest of a line around (U+202E).
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}' | '\u{E0000}'..='\u{E007F}'
+        | '\u{E0100}'..='\u{E01EF}')
+}
+
+/// A usable nickname from user input: invisible and control characters removed, trimmed, at
+/// most [`MAX_NICK_CHARS`]; `None` if nothing is left.
+pub fn clean_nick(raw: &str) -> Option<String> {
     let nick: String = raw
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !c.is_control() && !is_invisible(*c))
         .collect::<String>()
         .trim()
         .chars()
@@ -150,6 +209,35 @@ fn clean_nick(raw: &str) -> Option<String> {
     (!nick.is_empty()).then_some(nick)
 }
 
+/// The room name from the path segment: percent-decoded (`c%2B%2B` is `c++`), invisible
+/// characters removed, trimmed; refused when it is not UTF-8, holds control characters, or is
+/// empty or longer than [`MAX_ROOM_CHARS`].
+pub fn room_name(segment: &str) -> Result<String, String> {
+    let decoded = percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .map_err(|_| "the room name is not valid UTF-8".to_owned())?;
+    // actix-web decodes the path before us, putting U+FFFD where the bytes were not UTF-8.
+    if decoded.contains('\u{FFFD}') {
+        return Err("the room name is not valid UTF-8".to_owned());
+    }
+    if decoded.chars().any(char::is_control) {
+        return Err("the room name contains control characters".to_owned());
+    }
+    let room: String = decoded.chars().filter(|c| !is_invisible(*c)).collect();
+    let room = room.trim();
+    match room.chars().count() {
+        0 => Err("the room name is empty".to_owned()),
+        n if n > MAX_ROOM_CHARS => Err(format!(
+            "the room name is {n} characters long; at most {MAX_ROOM_CHARS}"
+        )),
+        _ => Ok(room.to_owned()),
+    }
+}
+
+/// The cleaned room name, from the handshake to `on_open`.
+#[derive(Clone)]
+struct Room(String);
+
 /// One chat connection, built by its `on_open`.
 struct Chat {
     room: String,
@@ -158,26 +246,30 @@ struct Chat {
 
 #[server_endpoint("/chat/{room}", max_message_size = 4096)]
 impl Chat {
+    /// Before the 101: a room name that is not usable is refused with 400.
+    #[on_handshake]
+    fn handshake(#[path_param] room: String, hs: &mut Handshake) -> Result<(), actix_web::Error> {
+        let room = room_name(&room).map_err(actix_web::error::ErrorBadRequest)?;
+        hs.set_property(Room(room));
+        Ok(())
+    }
+
     #[on_open]
-    async fn open(
-        session: &Session,
-        #[path_param] room: String,
-        query: web::Query<Params>,
-    ) -> Self {
-        let nick = query
+    async fn open(session: &Session, query: web::Query<Params>) -> Self {
+        let room = session.property::<Room>().expect("set by the handshake").0;
+        let wanted = query
             .nick
             .as_deref()
             .and_then(clean_nick)
             .unwrap_or_else(|| format!("guest-{}", session.id()));
+        // Unique in the room: a second `ada` becomes `ada-2`.
+        let nick = join_as(session, &room, &wanted);
         tracing::info!(session = %session.id(), %room, %nick, "join");
-        session.set_property(Nick(nick.clone()));
-        session.join(&room);
-        let members = members(&room);
         let _ = session
             .json(&Event::Welcome {
                 room: room.clone(),
                 nick: nick.clone(),
-                members: members.clone(),
+                members: members(&room),
             })
             .await;
         to_room(
@@ -186,7 +278,6 @@ impl Chat {
             Event::Join {
                 room: room.clone(),
                 nick: nick.clone(),
-                members,
             },
         );
         Chat { room, nick }
@@ -201,14 +292,18 @@ impl Chat {
             let Some(nick) = clean_nick(arg) else {
                 return Event::error("usage: /nick <new nickname>");
             };
-            session.set_property(Nick(nick.clone()));
+            if nick == self.nick {
+                return None;
+            }
+            if !rename(session, &self.room, &nick) {
+                return Event::error(format!("the nickname {nick} is taken in this room"));
+            }
             let old = std::mem::replace(&mut self.nick, nick.clone());
             tracing::info!(session = %session.id(), room = %self.room, %old, %nick, "nick");
             let event = Event::Nick {
                 room: self.room.clone(),
                 from: old,
                 to: nick,
-                members: members(&self.room),
             };
             to_room(&self.room, None, event);
             return None;
@@ -233,7 +328,6 @@ impl Chat {
         let event = Event::Leave {
             room: self.room.clone(),
             nick: std::mem::take(&mut self.nick),
-            members: members(&self.room),
         };
         to_room(&std::mem::take(&mut self.room), None, event);
     }

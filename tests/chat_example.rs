@@ -81,7 +81,7 @@ async fn joins_messages_and_leaves_stay_in_their_room() {
     // bob's arrival is announced to ada, with who is there now
     assert_eq!(
         event(&mut ada).await,
-        json!({ "kind": "join", "room": "lobby", "nick": "bob", "members": ["ada", "bob"] })
+        json!({ "kind": "join", "room": "lobby", "nick": "bob" })
     );
 
     // a message reaches everyone in the room, its sender included, with the right `from`
@@ -105,7 +105,7 @@ async fn joins_messages_and_leaves_stay_in_their_room() {
     bob.close(None).await.unwrap();
     assert_eq!(
         event(&mut ada).await,
-        json!({ "kind": "leave", "room": "lobby", "nick": "bob", "members": ["ada"] })
+        json!({ "kind": "leave", "room": "lobby", "nick": "bob" })
     );
     say(&mut carol, "still alone").await;
     assert_eq!(event(&mut carol).await["text"], "still alone");
@@ -169,10 +169,7 @@ async fn nick_command_renames_for_everyone() {
     assert_eq!(event(&mut ada).await["kind"], "join");
 
     say(&mut ada, "/nick lovelace").await;
-    let expected = json!({
-        "kind": "nick", "room": "lobby", "from": "ada", "to": "lovelace",
-        "members": ["bob", "lovelace"],
-    });
+    let expected = json!({ "kind": "nick", "room": "lobby", "from": "ada", "to": "lovelace" });
     assert_eq!(event(&mut ada).await, expected);
     assert_eq!(event(&mut bob).await, expected);
 
@@ -182,6 +179,124 @@ async fn nick_command_renames_for_everyone() {
 
     say(&mut ada, "/nick").await;
     assert_eq!(event(&mut ada).await["kind"], "error");
+
+    // A nickname taken in the room is refused; the name stays.
+    say(&mut ada, "/nick bob").await;
+    assert_eq!(
+        event(&mut ada).await,
+        json!({ "kind": "error", "error": "the nickname bob is taken in this room" })
+    );
+    say(&mut ada, "still me").await;
+    assert_eq!(event(&mut bob).await["from"], "lovelace");
+    srv.stop().await;
+}
+
+/// Nicknames are unique in their room: a second `ada` is `ada-2`, so its messages and renames
+/// can never pass for the first one's (whose page keeps its own name).
+#[tokio::test]
+async fn a_second_ada_in_a_room_is_ada_2() {
+    let _serial = SERIAL.lock().await;
+    let srv = start_chat();
+    let (mut ada, _) = join(&srv, "lobby", Some("ada")).await;
+    let mut impostor = connect(&srv.url("/chat/lobby?nick=ada")).await;
+    let welcome = event(&mut impostor).await;
+    assert_eq!(
+        welcome,
+        json!({ "kind": "welcome", "room": "lobby", "nick": "ada-2", "members": ["ada", "ada-2"] })
+    );
+    assert_eq!(
+        event(&mut ada).await,
+        json!({ "kind": "join", "room": "lobby", "nick": "ada-2" })
+    );
+    say(&mut impostor, "/nick ada").await;
+    assert_eq!(event(&mut impostor).await["kind"], "error");
+    say(&mut impostor, "hi").await;
+    assert_eq!(event(&mut ada).await["from"], "ada-2");
+    assert_eq!(event(&mut impostor).await["from"], "ada-2");
+    // In another room the name is free; once ada leaves, it is free here too.
+    let (_kitchen, _) = join(&srv, "kitchen", Some("ada")).await;
+    ada.close(None).await.unwrap();
+    assert_eq!(
+        event(&mut impostor).await,
+        json!({ "kind": "leave", "room": "lobby", "nick": "ada" })
+    );
+    let (_again, _) = join(&srv, "lobby", Some("ada")).await;
+    srv.stop().await;
+}
+
+/// Invisible and bidi characters are removed from nicknames; room names are percent-decoded
+/// and cleaned the same way.
+#[tokio::test]
+async fn nicknames_and_rooms_lose_invisible_characters_and_rooms_are_decoded() {
+    let _serial = SERIAL.lock().await;
+    let srv = start_chat();
+    // "a\u{200B}d\u{202E}a\u{2066}" is "ada" once cleaned, so it is taken as the first ada.
+    let nick = "a%E2%80%8Bd%E2%80%AEa%E2%81%A6";
+    let mut ws = connect(&srv.url(&format!("/chat/c%2B%2B?nick={nick}"))).await;
+    assert_eq!(
+        event(&mut ws).await,
+        json!({ "kind": "welcome", "room": "c++", "nick": "ada", "members": ["ada"] })
+    );
+    let mut other = connect(&srv.url(&format!("/chat/c%2B%2B%E2%80%8B?nick={nick}"))).await;
+    assert_eq!(
+        event(&mut other).await,
+        json!({ "kind": "welcome", "room": "c++", "nick": "ada-2", "members": ["ada", "ada-2"] })
+    );
+    assert_eq!(
+        chat::clean_nick("\u{202E}evil\u{200D}"),
+        Some("evil".to_owned())
+    );
+    assert_eq!(chat::clean_nick("\u{200B}\u{2066}"), None);
+    srv.stop().await;
+}
+
+/// A room name that is empty once cleaned, too long, not UTF-8 or with control characters is
+/// refused before the upgrade.
+#[tokio::test]
+async fn bad_room_names_are_refused_with_400() {
+    let _serial = SERIAL.lock().await;
+    let srv = start_chat();
+    let long = "r".repeat(chat::MAX_ROOM_CHARS + 1);
+    for (room, why) in [
+        ("%00", "control characters"),
+        ("a%0Ab", "control characters"),
+        ("%FF%FE", "not valid UTF-8"),
+        ("%E2%80%8B", "empty"),
+        (long.as_str(), "at most 64"),
+    ] {
+        let (status, head) = http_request(
+            srv.addr,
+            &upgrade_request(srv.addr, &format!("/chat/{room}"), ""),
+        )
+        .await;
+        assert_eq!(status, 400, "{room}: {head}");
+        assert!(head.contains(why), "{room}: {head}");
+    }
+    let ok = "r".repeat(chat::MAX_ROOM_CHARS);
+    let (_ws, _) = join(&srv, &ok, Some("ada")).await;
+    srv.stop().await;
+}
+
+/// A join costs the same in a full room: the others get the change, not the member list.
+#[tokio::test]
+async fn join_and_leave_carry_the_member_not_the_list() {
+    let _serial = SERIAL.lock().await;
+    let srv = start_chat();
+    let (mut first, _) = join(&srv, "big", Some("first")).await;
+    let mut others = Vec::new();
+    for i in 0..50 {
+        let (ws, _) = join(&srv, "big", Some(&format!("m{i}"))).await;
+        others.push(ws);
+        let ev = event(&mut first).await;
+        assert_eq!(
+            ev,
+            json!({ "kind": "join", "room": "big", "nick": format!("m{i}") })
+        );
+    }
+    // The newcomer alone gets the whole list.
+    let mut last = connect(&srv.url("/chat/big?nick=last")).await;
+    let welcome = event(&mut last).await;
+    assert_eq!(welcome["members"].as_array().unwrap().len(), 52);
     srv.stop().await;
 }
 
