@@ -64,6 +64,9 @@ fn server() -> TestServer {
     })
 }
 
+/// A change to the standard handshake request.
+type Edit = Box<dyn Fn(String) -> String>;
+
 /// The standard handshake with `edit` applied.
 fn request(server: &TestServer, path: &str, edit: impl Fn(String) -> String) -> String {
     edit(upgrade_request(server.addr, path, ""))
@@ -72,7 +75,7 @@ fn request(server: &TestServer, path: &str, edit: impl Fn(String) -> String) -> 
 #[actix_web::test]
 async fn handshakes_actix_would_not_upgrade_are_refused_with_400_before_any_handler() {
     let server = server();
-    let cases: [(&str, Box<dyn Fn(String) -> String>); 7] = [
+    let cases: [(&str, Edit); 7] = [
         (
             "Upgrade: websocket, h2c",
             Box::new(|r| r.replace("Upgrade: websocket", "Upgrade: websocket, h2c")),

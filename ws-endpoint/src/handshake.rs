@@ -37,8 +37,8 @@ pub(crate) fn refusal(req: &HttpRequest, config: &EndpointConfig) -> Option<Http
             HttpResponse::BadRequest().body(format!("WebSocket handshake refused: {why}")),
         );
     }
-    if let Err(why) = host_allowed(req, config) {
-        return Some(why);
+    if let Some(refusal) = host_refusal(req, config) {
+        return Some(refusal);
     }
     let mut origins = req.headers().get_all(header::ORIGIN);
     if let Some(origin) = origins.next() {
@@ -106,17 +106,21 @@ fn strict(req: &HttpRequest) -> Result<(), &'static str> {
 /// The `Host` policy: `allowed_hosts` when set; otherwise, on a connection that arrived at a
 /// loopback address, loopback names only (a DNS-rebinding page reaches a server on 127.0.0.1
 /// with its own name in `Host` and `Origin`, so same-origin alone lets it in).
-fn host_allowed(req: &HttpRequest, config: &EndpointConfig) -> Result<(), HttpResponse> {
+fn host_refusal(req: &HttpRequest, config: &EndpointConfig) -> Option<HttpResponse> {
     let mut hosts = req.headers().get_all(header::HOST);
     let host = match (hosts.next(), hosts.next()) {
         (Some(host), None) => host.to_str().unwrap_or(""),
         (None, _) => {
-            return Err(HttpResponse::BadRequest()
-                .body("WebSocket handshake refused: a `Host` header is required"))
+            return Some(
+                HttpResponse::BadRequest()
+                    .body("WebSocket handshake refused: a `Host` header is required"),
+            )
         }
         (Some(_), Some(_)) => {
-            return Err(HttpResponse::BadRequest()
-                .body("WebSocket handshake refused: more than one `Host` header"))
+            return Some(
+                HttpResponse::BadRequest()
+                    .body("WebSocket handshake refused: more than one `Host` header"),
+            )
         }
     };
     let allowed = if !config.allowed_hosts.is_empty() {
@@ -133,7 +137,7 @@ fn host_allowed(req: &HttpRequest, config: &EndpointConfig) -> Result<(), HttpRe
         true
     };
     if allowed {
-        return Ok(());
+        return None;
     }
     let attribute = if config.allowed_hosts.is_empty() {
         "this server is on a loopback address, where only loopback names are accepted;          behind a proxy that forwards another Host, list it in `allowed_hosts`"
@@ -146,7 +150,7 @@ fn host_allowed(req: &HttpRequest, config: &EndpointConfig) -> Result<(), HttpRe
         "WebSocket handshake refused: Host `{host}` is not allowed ({attribute}); set          `allowed_hosts = [\"{}\"]` on the endpoint (or `.allowed_hosts([...])`) to accept it",
         host_name(host)
     );
-    Err(HttpResponse::Forbidden().body(format!(
+    Some(HttpResponse::Forbidden().body(format!(
         "WebSocket handshake refused: Host `{host}` is not allowed for this endpoint"
     )))
 }
