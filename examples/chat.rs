@@ -31,8 +31,8 @@
 //! Nicknames are unique in their room: a second `ada` is admitted as `ada-2` (the welcome says
 //! so; refusing would lock out a user whose previous tab is still connected), and `/nick` to a
 //! taken name is refused. Control characters and invisible or bidi characters (U+200B, U+202E,
-//! U+2066, …) are removed from nicknames and room names, so no name can pass for another or turn
-//! a line around. The room is the path segment percent-decoded (`/chat/c%2B%2B` is `c++`); a
+//! U+2066, …) are removed from nicknames and room names, so that no name hides characters or turns
+//! a line around (look-alike letters from other scripts are not folded). The room is the path segment percent-decoded (`/chat/c%2B%2B` is `c++`); a
 //! name that is empty, longer than 64 characters, not UTF-8 or with control characters is
 //! refused with 400 before the upgrade (an `#[on_handshake]` hook).
 //! Rooms are the endpoint's [`Hub`] rooms: a session joins the room of its path and leaves it
@@ -79,8 +79,9 @@ fn nicks_in(room: &str) -> HashSet<String> {
         .collect()
 }
 
-/// Joins `room` as `wanted`, or as the first free `wanted-2`, `wanted-3`, …; returns the
-/// nickname taken.
+/// Joins `room` as `wanted`, or as the first free `wanted-2`, `wanted-3`, …: claims the name,
+/// joins, queues the welcome and tells the room, all under the lock, so that no join, leave or
+/// rename can fall between the welcome's member list and the events after it.
 fn join_as(session: &Session, room: &str, wanted: &str) -> String {
     let _claim = NICKS.lock().unwrap_or_else(|e| e.into_inner());
     let taken = nicks_in(room);
@@ -97,17 +98,56 @@ fn join_as(session: &Session, room: &str, wanted: &str) -> String {
     }
     session.set_property(Nick(nick.clone()));
     session.join(room);
+    // The queue is empty at this point, so the welcome always fits (one larger than the
+    // budget is taken when the queue is empty).
+    let _ = session.try_send(Json(Event::Welcome {
+        room: room.to_owned(),
+        nick: nick.clone(),
+        members: members(room),
+    }));
+    to_room(
+        room,
+        Some(session),
+        Event::Join {
+            room: room.to_owned(),
+            nick: nick.clone(),
+        },
+    );
     nick
 }
 
-/// Renames `session` to `new` in `room` if no one there holds it.
-fn rename(session: &Session, room: &str, new: &str) -> bool {
+/// Renames `session` from `old` to `new` in `room` if no one there holds it, and tells the
+/// room, under the lock.
+fn rename(session: &Session, room: &str, old: &str, new: &str) -> bool {
     let _claim = NICKS.lock().unwrap_or_else(|e| e.into_inner());
     if nicks_in(room).contains(new) {
         return false;
     }
     session.set_property(Nick(new.to_owned()));
+    to_room(
+        room,
+        None,
+        Event::Nick {
+            room: room.to_owned(),
+            from: old.to_owned(),
+            to: new.to_owned(),
+        },
+    );
     true
+}
+
+/// Leaves `room` and tells it, under the lock.
+fn leave(session: &Session, room: &str, nick: &str) {
+    let _claim = NICKS.lock().unwrap_or_else(|e| e.into_inner());
+    session.leave(room);
+    to_room(
+        room,
+        None,
+        Event::Leave {
+            room: room.to_owned(),
+            nick: nick.to_owned(),
+        },
+    );
 }
 
 /// The sorted nicknames of `room`'s members (on this server).
@@ -183,15 +223,17 @@ struct Params {
 
 /// Characters that are invisible or reorder text (zero-width spaces and joiners, bidi
 /// embeddings, overrides and isolates, the word joiner and invisible operators, the BOM,
-/// variation selectors, tag characters, fillers): a nickname or room name that contains them
-/// can look like another, or turn the rest of a line around (U+202E).
+/// variation selectors, tag characters, fillers, line and paragraph separators, the braille
+/// blank): a nickname or room name that contains them can look like another, or turn the rest
+/// of a line around (U+202E). (Look-alike letters from other scripts and unnormalised accents
+/// are not folded: that would take Unicode normalisation and confusables data.)
 fn is_invisible(c: char) -> bool {
     matches!(c,
         '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
         | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
         | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
         | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}' | '\u{E0000}'..='\u{E007F}'
-        | '\u{E0100}'..='\u{E01EF}')
+        | '\u{E0100}'..='\u{E01EF}' | '\u{2028}' | '\u{2029}' | '\u{2800}')
 }
 
 /// A usable nickname from user input: invisible and control characters removed, trimmed, at
@@ -265,21 +307,6 @@ impl Chat {
         // Unique in the room: a second `ada` becomes `ada-2`.
         let nick = join_as(session, &room, &wanted);
         tracing::info!(session = %session.id(), %room, %nick, "join");
-        let _ = session
-            .json(&Event::Welcome {
-                room: room.clone(),
-                nick: nick.clone(),
-                members: members(&room),
-            })
-            .await;
-        to_room(
-            &room,
-            Some(session),
-            Event::Join {
-                room: room.clone(),
-                nick: nick.clone(),
-            },
-        );
         Chat { room, nick }
     }
 
@@ -295,17 +322,11 @@ impl Chat {
             if nick == self.nick {
                 return None;
             }
-            if !rename(session, &self.room, &nick) {
+            if !rename(session, &self.room, &self.nick, &nick) {
                 return Event::error(format!("the nickname {nick} is taken in this room"));
             }
             let old = std::mem::replace(&mut self.nick, nick.clone());
             tracing::info!(session = %session.id(), room = %self.room, %old, %nick, "nick");
-            let event = Event::Nick {
-                room: self.room.clone(),
-                from: old,
-                to: nick,
-            };
-            to_room(&self.room, None, event);
             return None;
         }
         let text = msg.text.trim();
@@ -324,12 +345,7 @@ impl Chat {
     #[on_close]
     fn close(&mut self, session: &Session, reason: CloseReason) {
         tracing::info!(session = %session.id(), room = %self.room, nick = %self.nick, %reason, "leave");
-        session.leave(&self.room);
-        let event = Event::Leave {
-            room: self.room.clone(),
-            nick: std::mem::take(&mut self.nick),
-        };
-        to_room(&std::mem::take(&mut self.room), None, event);
+        leave(session, &self.room, &self.nick);
     }
 
     #[on_error]

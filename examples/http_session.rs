@@ -100,7 +100,7 @@ fn page(user: Option<&str>) -> String {
         Some(_) => r#"<p id="log"></p><input id="msg" placeholder="say something" autofocus>
 <script>
 const log = document.getElementById('log');
-const ws = new WebSocket(`ws://${location.host}/ws`);
+const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
 ws.onmessage = (e) => { log.textContent += e.data + '\n'; };
 ws.onclose = (e) => { log.textContent += `closed ${e.code}\n`; };
 document.getElementById('msg').onkeydown = (e) => {

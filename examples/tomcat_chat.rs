@@ -115,6 +115,7 @@ impl ChatAnnotation {
             CONNECTION_IDS.fetch_add(1, Ordering::Relaxed)
         );
         session.set_property(Nickname(nickname.clone()));
+        session.set_property(Skipped(0));
         broadcast(session, &format!("* {} {}", nickname, "has joined."));
         ChatAnnotation { nickname }
     }
@@ -164,28 +165,36 @@ fn broadcast(session: &Session, msg: &str) {
 /// and counted, and once the client has room again it first gets
 /// `Skipped [N] messages due to slow client`.
 fn send_message(client: &Session, msg: &str) {
-    let skipped = client.property::<Skipped>().unwrap_or_default().0;
-    if skipped > 0 {
-        let notice = format!("Skipped [{skipped}] messages due to slow client");
-        if client.try_send(notice).is_err() {
-            client.set_property(Skipped(skipped + 1));
-            return;
+    // Under the session's property lock, like Java's `synchronized (this)`: broadcasts from
+    // several sessions' handlers may reach this client at once, and must not lose a count.
+    let failed = client.with_property::<Skipped, _>(|skipped| {
+        let Some(skipped) = skipped else {
+            return Ok(()); // not announced yet (set in `start`)
+        };
+        if skipped.0 > 0 {
+            let notice = format!("Skipped [{}] messages due to slow client", skipped.0);
+            if client.try_send(notice).is_err() {
+                skipped.0 += 1;
+                return Ok(());
+            }
+            skipped.0 = 0;
         }
-        client.set_property(Skipped(0));
-    }
-    match client.try_send(msg.to_owned()) {
-        Ok(()) => {}
-        Err(SendError::Full) => {
-            client.set_property(Skipped(1));
+        match client.try_send(msg.to_owned()) {
+            Ok(()) => Ok(()),
+            Err(SendError::Full) => {
+                skipped.0 = 1;
+                Ok(())
+            }
+            Err(err) => Err(err),
         }
-        Err(err) => {
-            // Closed meanwhile: its `on_close` announces it (Java removes and closes it here).
-            let nickname = client
-                .property::<Nickname>()
-                .map(|n| n.0)
-                .unwrap_or_default();
-            tracing::debug!(%err, %nickname, "Chat Error: Failed to send message to client");
-        }
+    });
+    if let Err(err) = failed {
+        // Closed meanwhile: its `on_close` announces it (Java removes and closes it here).
+        let nickname = client
+            .property::<Nickname>()
+            .map(|n| n.0)
+            .unwrap_or_default();
+        tracing::debug!(%err, %nickname, "Chat Error: Failed to send message to client");
     }
 }
 

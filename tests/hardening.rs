@@ -218,3 +218,24 @@ async fn an_empty_close_is_answered_with_1000_and_a_reason_is_echoed() {
     );
     server.stop().await;
 }
+
+/// The test kit can name the Host (for `allowed_hosts` tests of your own).
+#[actix_web::test]
+async fn the_test_kit_can_send_another_host() {
+    let (kit, _log) = start_kit(|cfg| {
+        cfg.service(Probe::endpoint()).service(Closer2::endpoint());
+    });
+    let mut ws = kit
+        .client("/proxied")
+        .header("Host", "app.example")
+        .connect()
+        .await;
+    ws.send_text("hi").await;
+    assert_eq!(ws.recv_text().await, "hi");
+    let refused = kit
+        .client("/probe")
+        .header("Host", "evil.example:80")
+        .expect_refused(403)
+        .await;
+    assert!(refused.body.contains("evil.example"), "{refused}");
+}

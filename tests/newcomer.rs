@@ -130,7 +130,7 @@ struct Feed {
 impl Feed {
     #[on_handshake]
     async fn handshake(
-        req: HttpRequest,
+        req: &HttpRequest,
         #[path_param] topic: String,
         log: web::Data<Log>,
         hs: &mut Handshake,
@@ -304,5 +304,39 @@ async fn join_limited_seats_exactly_its_capacity_when_clients_race() {
     assert_eq!(server.log.count("joined:true"), 3);
     assert_eq!(server.log.count("full"), 5);
     assert_eq!(Table::hub().room_members("t1").len(), 3);
+    server.stop().await;
+}
+
+/// A hook that sets a header the upgrade itself owns: refused with 500, nothing half-sent.
+#[derive(Default)]
+struct Meddler;
+
+#[server_endpoint("/meddler", heartbeat = false)]
+impl Meddler {
+    #[on_handshake]
+    fn handshake(hs: &mut Handshake) {
+        hs.insert_header(("sec-websocket-protocol", "mine"));
+    }
+
+    #[on_message]
+    fn text(&mut self, msg: String) -> String {
+        msg
+    }
+}
+
+#[actix_web::test]
+async fn a_hook_that_sets_a_handshake_header_is_refused_with_500() {
+    let server = start(|cfg| {
+        cfg.service(Meddler::endpoint());
+    });
+    let (status, head) =
+        http_request(server.addr, &upgrade_request(server.addr, "/meddler", "")).await;
+    assert_eq!(status, 500, "{head}");
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("sec-websocket-protocol: mine"),
+        "{head}"
+    );
     server.stop().await;
 }

@@ -103,6 +103,8 @@ pub enum TypeClass {
     EndpointError,
     /// `&mut Handshake`, the 101 response being built.
     Handshake,
+    /// `&HttpRequest`: the upgrade request itself (`on_handshake` only).
+    RequestRef,
     /// Not known by name.
     Unknown,
 }
@@ -142,7 +144,10 @@ impl Handler {
     pub fn payload(&self) -> Option<&Type> {
         self.params.iter().find_map(|p| match p {
             Param::Other { ty, class, .. }
-                if !matches!(class, TypeClass::Extractor | TypeClass::Handshake) =>
+                if !matches!(
+                    class,
+                    TypeClass::Extractor | TypeClass::Handshake | TypeClass::RequestRef
+                ) =>
             {
                 Some(ty)
             }
@@ -155,7 +160,11 @@ impl Handler {
         self.params
             .iter()
             .filter_map(|p| match p {
-                Param::Other { ty, class, .. } if *class != TypeClass::Handshake => Some(ty),
+                Param::Other { ty, class, .. }
+                    if !matches!(class, TypeClass::Handshake | TypeClass::RequestRef) =>
+                {
+                    Some(ty)
+                }
                 _ => None,
             })
             .collect()
@@ -196,6 +205,28 @@ pub fn returns_self(output: &ReturnType, self_ident: Option<&Ident>) -> bool {
         }
     }
     is_self(ty, self_ident)
+}
+
+/// Whether the return type mentions `Self` or the endpoint type anywhere (`Option<Self>`,
+/// `Box<Self>`, …).
+pub fn mentions_self(output: &ReturnType, self_ident: Option<&Ident>) -> bool {
+    let ReturnType::Type(_, ty) = output else {
+        return false;
+    };
+    quote::ToTokens::to_token_stream(ty)
+        .into_iter()
+        .flat_map(flatten)
+        .any(|t| match t {
+            proc_macro2::TokenTree::Ident(i) => i == "Self" || self_ident.is_some_and(|s| *s == i),
+            _ => false,
+        })
+}
+
+fn flatten(t: proc_macro2::TokenTree) -> Vec<proc_macro2::TokenTree> {
+    match t {
+        proc_macro2::TokenTree::Group(g) => g.stream().into_iter().flat_map(flatten).collect(),
+        other => vec![other],
+    }
 }
 
 pub fn last_ident(ty: &Type) -> Option<String> {
@@ -239,21 +270,22 @@ fn classify(ty: &Type) -> TypeClass {
     if let Type::Reference(r) = ty {
         return match (r.mutability.is_some(), last_ident(&r.elem).as_deref()) {
             (true, Some("Handshake")) => TypeClass::Handshake,
-            (false, Some("HttpRequest")) => TypeClass::Extractor,
+            (false, Some("HttpRequest")) => TypeClass::RequestRef,
             _ => TypeClass::Unknown,
         };
     }
+    // Names that other crates use too (`Data`, `Query`, `Path`, …) count as actix-web's only
+    // with a `web::` / `actix_web::` path; without one the type checker decides.
     let web = prefix(ty).iter().any(|s| s == "web" || s == "actix_web");
     match last_ident(ty).as_deref() {
         Some("CloseReason") => TypeClass::CloseReason,
         Some("EndpointError") => TypeClass::EndpointError,
-        Some("Form") | Some("Payload") => TypeClass::BodyExtractor,
-        Some("Json") if web => TypeClass::BodyExtractor,
+        Some("Form" | "Payload" | "Json") if web => TypeClass::BodyExtractor,
+        Some("HttpRequest") => TypeClass::Extractor,
         Some(
-            "Data" | "Query" | "HttpRequest" | "Header" | "ReqData" | "ConnectionInfo" | "PeerAddr"
-            | "Method" | "Uri" | "Version" | "ThinData" | "Redirect",
-        ) => TypeClass::Extractor,
-        Some("Path") if web => TypeClass::Extractor,
+            "Data" | "Query" | "Header" | "ReqData" | "ConnectionInfo" | "PeerAddr" | "Method"
+            | "Uri" | "Version" | "ThinData" | "Path",
+        ) if web => TypeClass::Extractor,
         _ => match payload_kind(ty) {
             PayloadKind::Other => TypeClass::Unknown,
             kind => TypeClass::Payload(kind),
@@ -402,7 +434,18 @@ fn handler(method: &mut ImplItemFn, errors: &mut Vec<syn::Error>) -> Option<Hand
             pt.attrs.retain(|a| !is_path_param_attr(a));
         }
     }
-    let (kind, attr) = found?;
+    let Some((kind, attr)) = found else {
+        if let Some((_, Some(attr))) = raw_inputs.iter().find(|(_, a)| a.is_some()) {
+            errors.push(syn::Error::new_spanned(
+                attr,
+                format!(
+                    "#[path_param] on a method that is not a handler: mark `{}` #[on_open], #[on_message], #[on_close], #[on_error] or #[on_handshake]",
+                    method.sig.ident
+                ),
+            ));
+        }
+        return None;
+    };
     let sig = &method.sig;
 
     let mut max_message_size = None;
@@ -464,7 +507,14 @@ fn handler(method: &mut ImplItemFn, errors: &mut Vec<syn::Error>) -> Option<Hand
             }
             continue;
         }
-        match session_param(&ty) {
+        // In `on_handshake` there is no session yet: a `Session` taken by value there is another
+        // crate's (actix-session's), an extractor like any other; `&Session` is ours (and
+        // refused by `valid`).
+        let session = match (kind, session_param(&ty)) {
+            (Kind::Handshake, Some((false, false))) => None,
+            (_, found) => found,
+        };
+        match session {
             Some((_, true)) => params.push(Param::MutSession { ty }),
             Some((by_ref, false)) => params.push(Param::Session { by_ref, ty }),
             None => {

@@ -99,6 +99,9 @@ fn call(h: &Handler, pp: &PathParams, extractor_vars: &[syn::Ident], target: Tok
                 Kind::Open | Kind::Handshake if *class == TypeClass::Handshake => {
                     args.push(quote!(__hs))
                 }
+                Kind::Open | Kind::Handshake if *class == TypeClass::RequestRef => {
+                    args.push(quote!(__req))
+                }
                 Kind::Open | Kind::Handshake => {
                     let var = ext.next().expect("one variable per extractor");
                     args.push(quote!(#var));
@@ -321,8 +324,10 @@ pub fn expand(ep: &Endpoint) -> TokenStream {
     let unpack = quote! {
         let (#(#open_vars,)*) = *::ws_endpoint::__private_0_1::args::<(#(#open_tys,)*)>(__args);
     };
+    // `Default::default`, through a probe whose fallback names both fixes when the type has no
+    // `Default` (spanned at the impl's type).
     let create = quote_spanned! {self_ty.span()=>
-        <#self_ty as ::core::default::Default>::default
+        (&&::ws_endpoint::__private_0_1::Probe::<#self_ty>::new()).default_fn()
     };
     let open = match &ep.open {
         Some(h) if h.is_constructor(ep.self_ident()) => {
@@ -467,8 +472,9 @@ pub fn expand(ep: &Endpoint) -> TokenStream {
 
             #[allow(unused_imports)]
             use ::ws_endpoint::__private_0_1::{
-                CloneFallback as _, CloneProbe as _, ExtractorFallback as _, ExtractorProbe as _,
-                PathParamFallback as _, PathParamProbe as _,
+                CloneFallback as _, CloneProbe as _, DefaultFallback as _, DefaultProbe as _,
+                ExtractorFallback as _, ExtractorProbe as _, PathParamFallback as _,
+                PathParamProbe as _,
             };
 
             #[allow(clippy::all, unused_variables, unreachable_code, unused_mut)]

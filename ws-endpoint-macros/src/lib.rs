@@ -79,7 +79,20 @@ fn misplaced_endpoint(item: proc_macro2::TokenStream, span: proc_macro2::Span) -
 fn misplaced(name: &str, item: TokenStream) -> TokenStream {
     let tokens: proc_macro2::TokenStream = item.clone().into();
     if let Ok(mut method) = syn::parse::<syn::ImplItemFn>(item) {
-        if method.sig.receiver().is_some() {
+        // `#[path_param]` cannot stay on a parameter (attribute macros are not allowed there).
+        for input in &mut method.sig.inputs {
+            if let syn::FnArg::Typed(pt) = input {
+                pt.attrs.retain(|a| {
+                    a.path()
+                        .segments
+                        .last()
+                        .is_none_or(|s| s.ident != "path_param")
+                });
+            }
+        }
+        // A method (a receiver, or `Self` in its signature: a constructor) can ask whether its
+        // type carries a misplaced `#[server_endpoint]`; a free function cannot name `Self`.
+        if method.sig.receiver().is_some() || ast::mentions_self(&method.sig.output, None) {
             let span = method.sig.ident.span();
             let check = quote::quote_spanned! {span=>
                 ::ws_endpoint::__private_0_1::handler_outside_endpoint::<Self>();

@@ -2,7 +2,7 @@
 //! offending token with the fix. What only the type checker can tell (is this type an extractor,
 //! a payload, sendable?) is checked by the expansion through traits with their own messages.
 
-use syn::{spanned::Spanned, LitStr};
+use syn::{spanned::Spanned, LitStr, ReturnType};
 
 use crate::ast::{self, Endpoint, Handler, Kind, Param, PayloadKind, TypeClass};
 
@@ -17,6 +17,20 @@ pub fn endpoint(ep: &Endpoint) -> Errors {
     for p in &ep.args.args.subprotocols {
         if let Err(e) = subprotocol(p) {
             errors.push(e);
+        }
+    }
+    for h in &ep.args.args.allowed_hosts {
+        let v = h.value();
+        let ok = v == "*"
+            || (!v.is_empty()
+                && !v.contains("://")
+                && !v.contains('/')
+                && !v.chars().any(char::is_whitespace));
+        if !ok {
+            errors.push(syn::Error::new(
+                h.span(),
+                format!("`{v}` is not a host: write a name (`app.example`, any port), `app.example:8443`, `[::1]`, or `*`; no scheme or path"),
+            ));
         }
     }
     if let Some(policy) = &ep.args.args.slow_consumer {
@@ -113,6 +127,17 @@ fn handler(ep: &Endpoint, h: &Handler, errors: &mut Errors) {
                 "a constructor-style #[on_open] (one that returns `Self`) has no receiver: `async fn open(session: &Session, ...) -> Self`",
             ))
         }
+        (None, Kind::Open)
+            if !ast::returns_self(&h.output, ep.self_ident())
+                && ast::mentions_self(&h.output, ep.self_ident()) =>
+        {
+            if let ReturnType::Type(_, ty) = &h.output {
+                errors.push(syn::Error::new_spanned(
+                    ty,
+                    "a constructor-style #[on_open] returns `Self` or `Result<Self, E>`",
+                ))
+            }
+        }
         (Some(r), _) if !matches!(&*r.ty, syn::Type::Reference(_)) => errors.push(syn::Error::new_spanned(
             r,
             "handlers take `&mut self` or `&self`: the endpoint instance lives as long as its connection",
@@ -132,6 +157,7 @@ fn handler(ep: &Endpoint, h: &Handler, errors: &mut Errors) {
                     class,
                     TypeClass::Extractor
                         | TypeClass::Handshake
+                        | TypeClass::RequestRef
                         | TypeClass::CloseReason
                         | TypeClass::EndpointError
                 ) =>
@@ -175,7 +201,15 @@ fn handler(ep: &Endpoint, h: &Handler, errors: &mut Errors) {
                     let ambiguous = h.kind == Kind::Message && candidates.len() < 2;
                     if template.iter().any(|t| t == n)
                         && !ambiguous
-                        && !matches!(class, TypeClass::Handshake | TypeClass::Extractor)
+                        && !generic(ty)
+                        && !matches!(
+                            class,
+                            TypeClass::Handshake
+                                | TypeClass::Extractor
+                                | TypeClass::RequestRef
+                                | TypeClass::CloseReason
+                                | TypeClass::EndpointError
+                        )
                     {
                         errors.push(syn::Error::new_spanned(
                             ident,
@@ -230,6 +264,10 @@ fn other_param(
                 "#[{}] cannot take `{shown}`: it takes `&Session`, `#[path_param]` parameters and actix-web extractors",
                 h.kind.attr_name()
             ))),
+            TypeClass::RequestRef if h.kind == Kind::Open => errors.push(err(
+                "#[on_open] runs after the handshake: take the request by value, `req: HttpRequest` (a cheap handle), to keep it".into(),
+            )),
+            TypeClass::RequestRef => {}
             TypeClass::Handshake if h.kind == Kind::Open => errors.push(err(
                 "`&mut Handshake` belongs to #[on_handshake], which runs before the 101 is sent; #[on_open] runs after it".into(),
             )),
@@ -243,11 +281,12 @@ fn other_param(
             TypeClass::Extractor => errors.push(err(format!(
                 "#[on_message] cannot take `{shown}`: {ONLY_OPEN_EXTRACTS}"
             ))),
-            TypeClass::CloseReason | TypeClass::EndpointError | TypeClass::Handshake => {
-                errors.push(err(format!(
-                    "#[on_message] cannot take `{shown}`: it takes one payload, `&Session` and `#[path_param]` parameters"
-                )))
-            }
+            TypeClass::CloseReason
+            | TypeClass::EndpointError
+            | TypeClass::Handshake
+            | TypeClass::RequestRef => errors.push(err(format!(
+                "#[on_message] cannot take `{shown}`: it takes one payload, `&Session` and `#[path_param]` parameters"
+            ))),
             _ => {
                 if !std::mem::replace(seen_payload, true) {
                     // The first candidate is the payload, unless a later one is known by name
@@ -291,6 +330,19 @@ fn other_param(
                 )));
             }
         }
+    }
+}
+
+/// Whether the type has generic arguments (`Path<String>`: not a path parameter's plain type).
+fn generic(ty: &syn::Type) -> bool {
+    match ty {
+        syn::Type::Path(p) => p
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| !matches!(s.arguments, syn::PathArguments::None)),
+        syn::Type::Reference(r) => generic(&r.elem),
+        _ => false,
     }
 }
 

@@ -276,6 +276,10 @@ async fn receive<E: Endpoint>(
         }
         if let Some(changes) = session.take_changes() {
             if let Some(idle) = changes.idle_timeout {
+                if idle.is_some() && !track_idle {
+                    // Activity was not tracked until now: count from here.
+                    timers.last_received = Instant::now();
+                }
                 timers.idle = idle;
                 track_idle = idle.is_some();
                 armed = None; // re-armed below for the new deadline

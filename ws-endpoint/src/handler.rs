@@ -147,6 +147,43 @@ impl<T> CloneFallback<T> for &Probe<T> {
     }
 }
 
+/// How the instance of an endpoint without a constructor-style `on_open` is made.
+pub trait DefaultProbe<T> {
+    /// `T::default`.
+    fn default_fn(self) -> fn() -> T;
+}
+
+impl<T: Default> DefaultProbe<T> for &&Probe<T> {
+    fn default_fn(self) -> fn() -> T {
+        T::default
+    }
+}
+
+/// Neither `Default` nor a constructor: reported at the endpoint's type.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no `Default` and no constructor-style #[on_open], so ws-endpoint cannot create an instance per connection",
+    label = "needs `#[derive(Default)]` or a constructor-style #[on_open]",
+    note = "either derive `Default` on the type (then `#[on_open] fn open(&mut self, ...)` runs on that instance), or build it in `#[on_open] async fn open(session: &Session, ...) -> Self` (no receiver)"
+)]
+pub trait EndpointInstance {}
+
+/// The fallback: one error at the endpoint's type.
+pub trait DefaultFallback<T> {
+    /// Never callable: `T: EndpointInstance` holds for no type.
+    fn default_fn(self) -> fn() -> T
+    where
+        T: EndpointInstance;
+}
+
+impl<T> DefaultFallback<T> for &Probe<T> {
+    fn default_fn(self) -> fn() -> T
+    where
+        T: EndpointInstance,
+    {
+        unreachable!("no type implements EndpointInstance")
+    }
+}
+
 /// Marks a type whose `#[server_endpoint]` was put on the type instead of its impl: that one
 /// error is enough, its handlers add none.
 #[diagnostic::on_unimplemented(

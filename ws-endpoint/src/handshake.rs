@@ -130,7 +130,7 @@ fn host_refusal(req: &HttpRequest, config: &EndpointConfig) -> Option<HttpRespon
             .any(|a| a == "*" || host_matches(a, host))
     } else if req
         .conn_data::<LocalAddr>()
-        .is_some_and(|local| local.0.ip().is_loopback())
+        .is_some_and(|local| local.0.ip().to_canonical().is_loopback())
     {
         is_loopback_name(host_name(host))
     } else {
@@ -140,14 +140,16 @@ fn host_refusal(req: &HttpRequest, config: &EndpointConfig) -> Option<HttpRespon
         return None;
     }
     let attribute = if config.allowed_hosts.is_empty() {
-        "this server is on a loopback address, where only loopback names are accepted;          behind a proxy that forwards another Host, list it in `allowed_hosts`"
+        "this connection arrived at a loopback address, where only loopback names are accepted; \
+         behind a proxy that forwards another Host, list it in `allowed_hosts`"
     } else {
         "it is not in `allowed_hosts`"
     };
     tracing::warn!(
         host,
         path = req.path(),
-        "WebSocket handshake refused: Host `{host}` is not allowed ({attribute}); set          `allowed_hosts = [\"{}\"]` on the endpoint (or `.allowed_hosts([...])`) to accept it",
+        "WebSocket handshake refused: Host `{host}` is not allowed ({attribute}); set \
+         `allowed_hosts = [\"{}\"]` on the endpoint (or `.allowed_hosts([...])`) to accept it",
         host_name(host)
     );
     Some(HttpResponse::Forbidden().body(format!(
@@ -158,7 +160,17 @@ fn host_refusal(req: &HttpRequest, config: &EndpointConfig) -> Option<HttpRespon
 /// The name part of a `Host` value (`[::1]:8080` → `[::1]`, `a.example:80` → `a.example`).
 fn host_name(host: &str) -> &str {
     if host.starts_with('[') {
-        return host.find(']').map_or(host, |end| &host[..=end]);
+        return match host.find(']') {
+            Some(end)
+                if host[end + 1..].is_empty()
+                    || host[end + 1..].strip_prefix(':').is_some_and(|p| {
+                        !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())
+                    }) =>
+            {
+                &host[..=end]
+            }
+            _ => host, // not `[v6]` or `[v6]:port`: compared whole, so it matches nothing
+        };
     }
     host.rsplit_once(':')
         .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
@@ -289,10 +301,13 @@ pub struct Handshake {
 
 impl Handshake {
     /// Adds a header to the 101 response, replacing one of the same name that an earlier call
-    /// added (e.g. `("set-cookie", "sid=…; HttpOnly")`). A header that is not valid is not
-    /// sent: the upgrade is refused with 500 and the reason is logged.
+    /// added (e.g. `("set-cookie", "sid=…; HttpOnly")`). A header that is not valid, or one the
+    /// upgrade itself sets (`Upgrade`, `Connection`, `Sec-WebSocket-*`, `Content-Length`,
+    /// `Transfer-Encoding`), is not sent: the upgrade is refused with 500 and the reason is
+    /// logged.
     pub fn insert_header(&mut self, header: impl TryIntoHeaderPair) -> &mut Self {
         match header.try_into_pair() {
+            Ok((name, _)) if reserved(&name) => self.refuse_reserved(&name),
             Ok((name, value)) => {
                 self.headers.retain(|(n, _)| *n != name);
                 self.headers.push((name, value));
@@ -306,10 +321,18 @@ impl Handshake {
     /// `Set-Cookie`s).
     pub fn append_header(&mut self, header: impl TryIntoHeaderPair) -> &mut Self {
         match header.try_into_pair() {
+            Ok((name, _)) if reserved(&name) => self.refuse_reserved(&name),
             Ok(pair) => self.headers.push(pair),
             Err(e) => self.error = Some(e.into().to_string()),
         }
         self
+    }
+
+    fn refuse_reserved(&mut self, name: &HeaderName) {
+        self.error = Some(format!(
+            "`{name}` belongs to the WebSocket handshake itself and cannot be set by a hook \
+             (subprotocols: the `subprotocols` attribute)"
+        ));
     }
 
     /// A typed property the session will start with (see [`Session::set_property`](crate::Session::set_property)).
@@ -323,6 +346,15 @@ impl Handshake {
     pub fn headers(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
         self.headers.iter().map(|(n, v)| (n, v))
     }
+}
+
+/// Headers the upgrade itself sets: a hook that added one would break the handshake.
+fn reserved(name: &HeaderName) -> bool {
+    name == header::UPGRADE
+        || name == header::CONNECTION
+        || name == header::CONTENT_LENGTH
+        || name == header::TRANSFER_ENCODING
+        || name.as_str().starts_with("sec-websocket-")
 }
 
 impl std::fmt::Debug for Handshake {
@@ -501,6 +533,8 @@ mod tests {
 
     #[test]
     fn loopback_names() {
+        assert_eq!(host_name("[::1]garbage"), "[::1]garbage");
+        assert!(!is_loopback_name(host_name("[::1]garbage")));
         for name in [
             "localhost",
             "LOCALHOST",

@@ -9,8 +9,9 @@ pub use crate::message::{HandlerReturn, Message, MessagePayload};
 pub use actix_web::{Error as ActixError, HttpRequest};
 
 pub use crate::handler::{
-    finish, handler_outside_endpoint, kind_of, reply, CloneFallback, CloneProbe, ExtractorFallback,
-    ExtractorProbe, PathParamFallback, PathParamProbe, Probe, ServerEndpointImpl,
+    finish, handler_outside_endpoint, kind_of, reply, CloneFallback, CloneProbe, DefaultFallback,
+    DefaultProbe, ExtractorFallback, ExtractorProbe, PathParamFallback, PathParamProbe, Probe,
+    ServerEndpointImpl,
 };
 
 use crate::{

@@ -544,10 +544,18 @@ impl ClientBuilder {
 
     fn request(&self, key: &str) -> String {
         let mut request = format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            "GET {} HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n",
-            self.path, self.addr
+            self.path
         );
+        // The server's address, unless the test names another host (`allowed_hosts` tests).
+        if !self
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+        {
+            request.push_str(&format!("Host: {}\r\n", self.addr));
+        }
         if !self.protocols.is_empty() {
             request.push_str(&format!(
                 "Sec-WebSocket-Protocol: {}\r\n",

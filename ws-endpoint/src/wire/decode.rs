@@ -124,7 +124,8 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    /// Replaces the limits; they apply from the next message's first frame.
+    /// Replaces the limits; they apply from the next frame (a message being reassembled is
+    /// checked against them with its next fragment).
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
     }
