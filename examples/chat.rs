@@ -39,6 +39,10 @@
 //! when it closes; events go out with `Chat::hub().to_room(…)`, which never waits on a slow
 //! member.
 //!
+//! `GET /metrics` serves ws-endpoint's metrics in the Prometheus text format (sessions open,
+//! messages and bytes each way, close codes, errors, refused handshakes, handler time; see
+//! `ws_endpoint::telemetry`).
+//!
 //! Several chat servers share their rooms through Redis (cargo feature `redis`):
 //!
 //! ```text
@@ -367,9 +371,35 @@ async fn index() -> HttpResponse {
         .body(include_str!("chat.html"))
 }
 
-/// The chat application: the page at `/` and the endpoint at `/chat/{room}`.
+/// The Prometheus recorder, once installed.
+static PROMETHEUS: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+    std::sync::OnceLock::new();
+
+/// Installs the Prometheus recorder for ws-endpoint's metrics (once per process; `main` does it,
+/// and the test), with the handler-time histogram turned on.
+pub fn install_metrics() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    PROMETHEUS.get_or_init(|| {
+        ws_endpoint::telemetry::set_handler_timing(true);
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .expect("no other metrics recorder is installed")
+    })
+}
+
+/// `GET /metrics`: the Prometheus text format (404 when no recorder is installed).
+async fn metrics_page() -> HttpResponse {
+    match PROMETHEUS.get() {
+        Some(handle) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4")
+            .body(handle.render()),
+        None => HttpResponse::NotFound().body("metrics are not installed"),
+    }
+}
+
+/// The chat application: the page at `/`, the endpoint at `/chat/{room}` and `/metrics`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(index))
+        .route("/metrics", web::get().to(metrics_page))
         .service(Chat::endpoint());
 }
 
@@ -391,6 +421,7 @@ pub async fn main() -> std::io::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    install_metrics();
     let addr = std::env::args()
         .nth(1)
         .filter(|a| !a.starts_with("--"))

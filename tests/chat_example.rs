@@ -349,3 +349,58 @@ async fn a_burst_of_300_in_one_write_reaches_every_reader_in_order() {
     }
     srv.stop().await;
 }
+
+/// `/metrics` after some traffic: the counters moved, with the endpoint's path as a label.
+#[tokio::test]
+async fn metrics_are_served_in_the_prometheus_format_after_traffic() {
+    let _serial = SERIAL.lock().await;
+    chat::install_metrics();
+    let srv = start_chat();
+    let (mut ada, _) = join(&srv, "metrics", Some("ada")).await;
+    for i in 0..3 {
+        say(&mut ada, &format!("line {i}")).await;
+        assert_eq!(event(&mut ada).await["kind"], "message");
+    }
+    // A refused handshake is counted too.
+    let (status, _) = http_request(srv.addr, &upgrade_request(srv.addr, "/chat/%00", "")).await;
+    assert_eq!(status, 400);
+    let (status, page) = http_request(
+        srv.addr,
+        &format!(
+            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            srv.addr
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    let value = |name: &str, labels: &str| -> f64 {
+        page.lines()
+            .find(|l| l.starts_with(name) && labels.split(',').all(|lab| l.contains(lab)))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} {{{labels}}} in:\n{page}"))
+    };
+    let ep = r#"endpoint="/chat/{room}""#;
+    assert!(value("ws_endpoint_sessions_opened_total", ep) >= 1.0);
+    assert!(value("ws_endpoint_sessions_open", ep) >= 1.0);
+    assert!(
+        value(
+            "ws_endpoint_messages_received_total",
+            &format!("{ep},kind=\"text\"")
+        ) >= 3.0
+    );
+    assert!(
+        value(
+            "ws_endpoint_messages_sent_total",
+            &format!("{ep},kind=\"text\"")
+        ) >= 4.0
+    );
+    assert!(
+        value(
+            "ws_endpoint_handshakes_refused_total",
+            &format!("{ep},reason=\"handshake\"")
+        ) >= 1.0
+    );
+    assert!(value("ws_endpoint_handler_seconds_count", ep) >= 3.0);
+    srv.stop().await;
+}

@@ -109,6 +109,14 @@ pub struct EndpointArgs {
     pub slow_consumer: Option<LitStr>,
     /// The outbound queue's budget in bytes.
     pub max_buffered: Option<Size>,
+    /// Sessions per endpoint in this process.
+    pub max_sessions: Option<usize>,
+    /// Sessions per client address.
+    pub max_sessions_per_ip: Option<usize>,
+    /// Messages per period: "20/s".
+    pub max_message_rate: Option<LitStr>,
+    /// Longest session.
+    pub max_lifetime: Option<Dur>,
 }
 
 /// The keys of `#[on_message(...)]`.

@@ -203,6 +203,25 @@ pub fn expand(ep: &Endpoint) -> TokenStream {
         let n = s.0;
         config.extend(quote! { __c = __c.max_buffered(#n); });
     }
+    if let Some(n) = a.max_sessions {
+        config.extend(quote! { __c.max_sessions = ::core::option::Option::Some(#n); });
+    }
+    if let Some(n) = a.max_sessions_per_ip {
+        config.extend(quote! { __c.max_sessions_per_ip = ::core::option::Option::Some(#n); });
+    }
+    if let Some(rate) = &a.max_message_rate {
+        config.extend(quote! {
+            __c.max_message_rate = ::core::option::Option::Some(
+                ::ws_endpoint::__private_0_1::rate(#rate),
+            );
+        });
+    }
+    if let Some(d) = a.max_lifetime {
+        let ms = d.0.as_millis() as u64;
+        config.extend(quote! {
+            __c.max_lifetime = ::core::option::Option::Some(::core::time::Duration::from_millis(#ms));
+        });
+    }
     if let Some(d) = a.send_timeout {
         let ms = d.0.as_millis() as u64;
         config.extend(quote! { __c = __c.send_timeout(::core::time::Duration::from_millis(#ms)); });

@@ -33,6 +33,11 @@ pub fn endpoint(ep: &Endpoint) -> Errors {
             ));
         }
     }
+    if let Some(rate) = &ep.args.args.max_message_rate {
+        if let Err(e) = rate_syntax(&rate.value()) {
+            errors.push(syn::Error::new(rate.span(), e));
+        }
+    }
     if let Some(policy) = &ep.args.args.slow_consumer {
         if !matches!(policy.value().as_str(), "drop_messages" | "close") {
             errors.push(syn::Error::new(
@@ -331,6 +336,26 @@ fn other_param(
             }
         }
     }
+}
+
+/// The syntax of a `max_message_rate` (the runtime's `Rate` parses it the same way).
+fn rate_syntax(s: &str) -> Result<(), String> {
+    let err =
+        || format!("`{s}` is not a rate: write \"20/s\", \"600/m\", \"1000/h\" or \"5/100ms\"");
+    let (n, per) = s.trim().split_once('/').ok_or_else(err)?;
+    let n: u32 = n.trim().parse().map_err(|_| err())?;
+    let per = per.trim();
+    let digits = per.find(|c: char| !c.is_ascii_digit()).unwrap_or(per.len());
+    let (count, unit) = per.split_at(digits);
+    let count_ok = count.is_empty() || count.parse::<u64>().is_ok_and(|c| c > 0);
+    if n == 0
+        || !count_ok
+        || !matches!(unit, "ms" | "s" | "m" | "min" | "h")
+        || (unit == "h" && !count.is_empty())
+    {
+        return Err(err());
+    }
+    Ok(())
 }
 
 /// Whether the type has generic arguments (`Path<String>`: not a path parameter's plain type).

@@ -100,6 +100,79 @@ pub struct EndpointConfig {
     /// waits (at most `send_timeout`); a broadcast that does not fit applies `slow_consumer`; a
     /// single message larger than the budget is taken when the queue is empty.
     pub max_buffered: usize,
+    /// At most this many sessions of this endpoint in this process; a handshake beyond it is
+    /// refused with 503 and `Retry-After`. `None`: no limit.
+    pub max_sessions: Option<usize>,
+    /// At most this many sessions of this endpoint per client address (see
+    /// [`set_trusted_proxies`](crate::set_trusted_proxies)); beyond it, 429 and `Retry-After`.
+    pub max_sessions_per_ip: Option<usize>,
+    /// At most this many data messages from a client per period (a token bucket that allows
+    /// bursts of the same size); a client over it gets `on_error(TooManyMessages)` and 1008.
+    pub max_message_rate: Option<Rate>,
+    /// Close a session with 1001 this long after it opened, whatever it is doing.
+    pub max_lifetime: Option<Duration>,
+}
+
+/// A message rate: `messages` per `per`, written `"20/s"`, `"600/m"`, `"5/100ms"`.
+///
+/// ```
+/// use std::time::Duration;
+/// use ws_endpoint::Rate;
+/// let rate: Rate = "20/s".parse().unwrap();
+/// assert_eq!((rate.messages, rate.per), (20, Duration::from_secs(1)));
+/// assert_eq!("600/m".parse::<Rate>().unwrap().per, Duration::from_secs(60));
+/// assert!("fast".parse::<Rate>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Messages allowed per period (and the largest burst).
+    pub messages: u32,
+    /// The period.
+    pub per: Duration,
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.per.as_millis() {
+            1000 => write!(f, "{}/s", self.messages),
+            60_000 => write!(f, "{}/m", self.messages),
+            3_600_000 => write!(f, "{}/h", self.messages),
+            ms => write!(f, "{}/{ms}ms", self.messages),
+        }
+    }
+}
+
+impl FromStr for Rate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let err = || format!("`{s}` is not a rate: write `20/s`, `600/m`, `1000/h` or `5/100ms`");
+        let (n, per) = s.trim().split_once('/').ok_or_else(err)?;
+        let messages: u32 = n.trim().parse().map_err(|_| err())?;
+        let per = per.trim();
+        let per = match per {
+            "s" => Duration::from_secs(1),
+            "m" | "min" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            other => {
+                let (digits, unit) = other.split_at(
+                    other
+                        .find(|c: char| !c.is_ascii_digit())
+                        .unwrap_or(other.len()),
+                );
+                let v: u64 = digits.parse().map_err(|_| err())?;
+                match unit {
+                    "ms" => Duration::from_millis(v),
+                    "s" => Duration::from_secs(v),
+                    "m" | "min" => Duration::from_secs(v * 60),
+                    _ => return Err(err()),
+                }
+            }
+        };
+        if messages == 0 || per.is_zero() {
+            return Err(err());
+        }
+        Ok(Rate { messages, per })
+    }
 }
 
 impl EndpointConfig {
@@ -119,6 +192,10 @@ impl EndpointConfig {
             send_timeout: DEFAULT_SEND_TIMEOUT,
             slow_consumer: SlowConsumer::DropMessages,
             max_buffered: DEFAULT_MAX_BUFFERED,
+            max_sessions: None,
+            max_sessions_per_ip: None,
+            max_message_rate: None,
+            max_lifetime: None,
         }
     }
 

@@ -57,6 +57,7 @@ async fn report<E: Endpoint>(ep: &mut Live<E>, session: &Session, err: EndpointE
     if matches!(err, EndpointError::Send(SendError::Closed)) && !session.is_open() {
         return; // a reply after the handler itself closed the session: nothing to report
     }
+    session.inner.metrics.error(&err);
     if E::ON_ERROR {
         if let Err(panic) = guarded(ep.ep.on_error(session, &ep.params, err)).await {
             tracing::error!(session = %session.id(), panic, "on_error handler panicked");
@@ -156,6 +157,8 @@ struct Timers {
     last_received: Instant,
     next_ping: Option<Instant>,
     pong_due: Option<Instant>,
+    /// When `max_lifetime` ends the session.
+    end_of_life: Option<Instant>,
 }
 
 impl Timers {
@@ -168,6 +171,7 @@ impl Timers {
             last_received: now,
             next_ping: config.ping_interval.map(|i| now + i),
             pong_due: None,
+            end_of_life: config.max_lifetime.map(|l| now + l),
         }
     }
 
@@ -177,16 +181,23 @@ impl Timers {
     }
 
     fn next_deadline(&self, session: &Session) -> Option<Instant> {
-        [self.idle_deadline(session), self.next_ping, self.pong_due]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.idle_deadline(session),
+            self.next_ping,
+            self.pong_due,
+            self.end_of_life,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run<E: Endpoint>(
     session: Session,
     registered: Registered,
+    admitted: crate::admission::Admitted,
     payload: Payload,
     decoder: Decoder,
     config: Arc<EndpointConfig>,
@@ -194,6 +205,8 @@ pub(crate) async fn run<E: Endpoint>(
     args: OpenArgs,
 ) {
     let _registered = registered;
+    let _admitted = admitted;
+    session.inner.metrics.opened();
     let mut reader = Reader {
         payload,
         decoder,
@@ -233,12 +246,14 @@ pub(crate) async fn run<E: Endpoint>(
             );
             drop(reader);
             flush(&session, config.send_timeout).await;
+            session.inner.metrics.closed(CloseCode::Error.into());
             return;
         }
     };
     drop(reader);
     flush(&session, config.send_timeout).await;
 
+    session.inner.metrics.closed(reason.code_u16());
     if let Err(panic) = Box::pin(guarded(live.ep.on_close(&session, &live.params, reason))).await {
         tracing::error!(session = %session.id(), panic, "on_close handler panicked");
     }
@@ -265,6 +280,14 @@ async fn receive<E: Endpoint>(
 ) -> CloseReason {
     let mut timers = Timers::new(config);
     let mut track_idle = timers.idle.is_some();
+    let limiter = config.max_message_rate.map(|rate| {
+        let burst = std::num::NonZeroU32::new(rate.messages).unwrap_or(std::num::NonZeroU32::MIN);
+        let quota = governor::Quota::with_period(rate.per / rate.messages)
+            .unwrap_or_else(|| governor::Quota::per_second(burst))
+            .allow_burst(burst);
+        (rate, governor::RateLimiter::direct(quota))
+    });
+    let metrics = &session.inner.metrics;
     // One timer for the whole loop, re-armed only when the next deadline moves earlier or it
     // has fired (an idle deadline that moved later is found out when the timer fires).
     let sleep = sleep_until(Instant::now().into());
@@ -350,10 +373,26 @@ async fn receive<E: Endpoint>(
             Err(ReadError::Eof) => return on_eof(session),
             Err(ReadError::Wire(err)) => return Box::pin(fail(ep, session, err.into())).await,
         };
+        match &msg {
+            Message::Text(t) => metrics.received(true, t.len()),
+            Message::Binary(b) => metrics.received(false, b.len()),
+            Message::Pong(_) => {}
+        }
+        if let Some((rate, limiter)) = &limiter {
+            if !matches!(msg, Message::Pong(_)) && limiter.check().is_err() {
+                let err = EndpointError::TooManyMessages(rate.to_string());
+                return Box::pin(fail(ep, session, err)).await;
+            }
+        }
         if track_idle && !matches!(msg, Message::Pong(_)) {
             timers.last_received = Instant::now();
         }
-        match guarded(ep.ep.on_message(session, &ep.params, msg)).await {
+        let started = metrics.timed.then(Instant::now);
+        let handled = guarded(ep.ep.on_message(session, &ep.params, msg)).await;
+        if let Some(started) = started {
+            metrics.handler.record(started.elapsed().as_secs_f64());
+        }
+        match handled {
             Ok(Ok(())) => {}
             Ok(Err(err)) => Box::pin(report(ep, session, err)).await,
             Err(panic) => {
@@ -404,6 +443,12 @@ fn on_eof(session: &Session) -> CloseReason {
 /// Idle timeout, heartbeat ping, dead-peer detection.
 async fn on_timer(session: &Session, timers: &mut Timers) -> Option<CloseReason> {
     let now = Instant::now();
+    if timers.end_of_life.is_some_and(|end| now >= end) {
+        return Some(close_with(
+            session,
+            CloseReason::new(CloseCode::Away, "session lifetime reached"),
+        ));
+    }
     if let Some(due) = timers.pong_due {
         if now >= due {
             let reason = CloseReason::abnormal(format!(

@@ -34,6 +34,7 @@ impl fmt::Display for MessageKind {
 /// | [`MessageTooBig`](Self::MessageTooBig) | closed with 1009 |
 /// | [`InvalidUtf8`](Self::InvalidUtf8), [`InvalidCloseReason`](Self::InvalidCloseReason) | closed with 1007 |
 /// | [`Unsupported`](Self::Unsupported) | closed with 1003 |
+/// | [`TooManyMessages`](Self::TooManyMessages) | closed with 1008 |
 /// | [`Protocol`](Self::Protocol) | closed with 1002 |
 /// | [`Panic`](Self::Panic) | closed with 1011 |
 ///
@@ -78,6 +79,9 @@ pub enum EndpointError {
     Panic(String),
     /// Sending a handler's return value failed.
     Send(SendError),
+    /// The client sent more data messages than `max_message_rate` allows (the rate, e.g.
+    /// `20/s`); the session is closed with 1008.
+    TooManyMessages(String),
 }
 
 impl EndpointError {
@@ -89,6 +93,7 @@ impl EndpointError {
             EndpointError::InvalidUtf8 | EndpointError::InvalidCloseReason => {
                 Some(close::INVALID_PAYLOAD)
             }
+            EndpointError::TooManyMessages(_) => Some(close::POLICY),
             EndpointError::Unsupported(_) => Some(close::UNSUPPORTED),
             EndpointError::Protocol(_) => Some(close::PROTOCOL),
             EndpointError::Panic(_) => Some(close::INTERNAL_ERROR),
@@ -108,6 +113,23 @@ impl EndpointError {
             other => other.to_string(),
         };
         Some(crate::CloseReason::new(code, text))
+    }
+
+    /// The `kind` label of the `ws_endpoint_errors_total` metric.
+    pub(crate) fn kind_label(&self) -> &'static str {
+        match self {
+            EndpointError::MessageTooBig { .. } => "message_too_big",
+            EndpointError::InvalidUtf8 => "invalid_utf8",
+            EndpointError::InvalidCloseReason => "invalid_close_reason",
+            EndpointError::Unsupported(_) => "unsupported",
+            EndpointError::Protocol(_) => "protocol",
+            EndpointError::Decode(_) => "decode",
+            EndpointError::PathParam { .. } => "path_param",
+            EndpointError::Handler(_) => "handler",
+            EndpointError::Panic(_) => "panic",
+            EndpointError::Send(_) => "send",
+            EndpointError::TooManyMessages(_) => "rate_limited",
+        }
     }
 
     /// Wraps any error as [`EndpointError::Handler`].
@@ -136,6 +158,7 @@ impl fmt::Display for EndpointError {
             EndpointError::Handler(err) => write!(f, "handler error: {err}"),
             EndpointError::Panic(msg) => write!(f, "handler panicked: {msg}"),
             EndpointError::Send(err) => write!(f, "could not send the reply: {err}"),
+            EndpointError::TooManyMessages(rate) => write!(f, "message rate over {rate}"),
         }
     }
 }

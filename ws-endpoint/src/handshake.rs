@@ -21,43 +21,59 @@ use crate::{config::EndpointConfig, session::HandshakeInfo};
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct LocalAddr(pub(crate) SocketAddr);
 
-/// `None` when the request may be upgraded; otherwise the HTTP response refusing it.
+/// `None` when the request may be upgraded; otherwise the reason (a metrics label) and the
+/// HTTP response refusing it.
 ///
 /// Exactly what actix-http will upgrade, and nothing it would not: the request must be
 /// HTTP/1.1 `GET` with `Upgrade: websocket` as its single token, a `Connection` list that
 /// contains `upgrade`, no `Transfer-Encoding` (actix-http would read a body instead), one
 /// well-formed `Sec-WebSocket-Key` and version 13. Then the `Host` and `Origin` policies.
-pub(crate) fn refusal(req: &HttpRequest, config: &EndpointConfig) -> Option<HttpResponse> {
+pub(crate) fn refusal(
+    req: &HttpRequest,
+    config: &EndpointConfig,
+) -> Option<(&'static str, HttpResponse)> {
     if let Err(err) = actix_http::ws::verify_handshake(req.head()) {
-        return Some(refuse(err));
+        return Some(("not_websocket", refuse(err)));
     }
     if let Err(why) = strict(req) {
         tracing::debug!(path = req.path(), why, "WebSocket handshake refused");
-        return Some(
+        return Some((
+            "not_websocket",
             HttpResponse::BadRequest().body(format!("WebSocket handshake refused: {why}")),
-        );
+        ));
     }
-    if let Some(refusal) = host_refusal(req, config) {
-        return Some(refusal);
+    // Behind a trusted proxy, the host the client asked for is the forwarded one.
+    let forwarded = crate::proxy::forwarded_host(req);
+    if let Some(refusal) = host_refusal(req, forwarded.as_deref(), config) {
+        return Some(("host", refusal));
     }
+    let host = forwarded.as_deref().or_else(|| {
+        req.headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+    });
     let mut origins = req.headers().get_all(header::ORIGIN);
     if let Some(origin) = origins.next() {
         if origins.next().is_some() {
-            return Some(
+            return Some((
+                "origin",
                 HttpResponse::Forbidden()
                     .body("WebSocket handshake refused: more than one Origin header"),
-            );
+            ));
         }
         let origin = origin.to_str().unwrap_or("");
-        if !origin_allowed(origin, req, &config.allowed_origins) {
+        if !origin_allowed(origin, host.unwrap_or(""), &config.allowed_origins) {
             tracing::debug!(
                 origin,
                 path = req.path(),
                 "WebSocket handshake refused: origin"
             );
-            return Some(HttpResponse::Forbidden().body(format!(
-                "WebSocket handshake refused: origin `{origin}` is not allowed for this endpoint"
-            )));
+            return Some((
+                "origin",
+                HttpResponse::Forbidden().body(format!(
+                    "WebSocket handshake refused: origin `{origin}` is not allowed for this endpoint"
+                )),
+            ));
         }
     }
     None
@@ -106,9 +122,18 @@ fn strict(req: &HttpRequest) -> Result<(), &'static str> {
 /// The `Host` policy: `allowed_hosts` when set; otherwise, on a connection that arrived at a
 /// loopback address, loopback names only (a DNS-rebinding page reaches a server on 127.0.0.1
 /// with its own name in `Host` and `Origin`, so same-origin alone lets it in).
-fn host_refusal(req: &HttpRequest, config: &EndpointConfig) -> Option<HttpResponse> {
+///
+/// Behind a trusted proxy (`set_trusted_proxies`), `forwarded` is the host the client asked the
+/// proxy for: `allowed_hosts` applies to it, and the loopback rule does not (the proxy is what
+/// listens publicly).
+fn host_refusal(
+    req: &HttpRequest,
+    forwarded: Option<&str>,
+    config: &EndpointConfig,
+) -> Option<HttpResponse> {
     let mut hosts = req.headers().get_all(header::HOST);
     let host = match (hosts.next(), hosts.next()) {
+        (Some(_), None) if forwarded.is_some() => forwarded.unwrap_or(""),
         (Some(host), None) => host.to_str().unwrap_or(""),
         (None, _) => {
             return Some(
@@ -128,9 +153,10 @@ fn host_refusal(req: &HttpRequest, config: &EndpointConfig) -> Option<HttpRespon
             .allowed_hosts
             .iter()
             .any(|a| a == "*" || host_matches(a, host))
-    } else if req
-        .conn_data::<LocalAddr>()
-        .is_some_and(|local| local.0.ip().to_canonical().is_loopback())
+    } else if !crate::proxy::from_trusted_proxy(req)
+        && req
+            .conn_data::<LocalAddr>()
+            .is_some_and(|local| local.0.ip().to_canonical().is_loopback())
     {
         is_loopback_name(host_name(host))
     } else {
@@ -214,7 +240,7 @@ fn refuse(err: HandshakeError) -> HttpResponse {
 }
 
 /// Same-origin (Origin's host equals the Host header), or listed, or `*` listed.
-fn origin_allowed(origin: &str, req: &HttpRequest, allowed: &[String]) -> bool {
+fn origin_allowed(origin: &str, host: &str, allowed: &[String]) -> bool {
     if allowed
         .iter()
         .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
@@ -227,11 +253,6 @@ fn origin_allowed(origin: &str, req: &HttpRequest, allowed: &[String]) -> bool {
     else {
         return false; // "null" or garbage
     };
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
     !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
 }
 
@@ -504,7 +525,7 @@ mod tests {
         fn accepts_exactly_the_upgradable_requests(shape in shapes()) {
             let config = EndpointConfig::new("/");
             let refused = refusal(&shape.request(), &config);
-            prop_assert_eq!(refused.is_none(), shape.acceptable(), "{:?} -> {:?}", shape, refused.map(|r| r.status()));
+            prop_assert_eq!(refused.is_none(), shape.acceptable(), "{:?} -> {:?}", shape, refused.map(|r| r.1.status()));
         }
     }
 
@@ -521,7 +542,7 @@ mod tests {
     #[test]
     fn allowed_hosts_restrict_the_host_header() {
         let config = EndpointConfig::new("/").allowed_hosts(["app.example", "api.example:8443"]);
-        let status = |host: &str| refusal(&upgrade_with_host(host), &config).map(|r| r.status());
+        let status = |host: &str| refusal(&upgrade_with_host(host), &config).map(|r| r.1.status());
         assert_eq!(status("app.example"), None);
         assert_eq!(status("APP.example:8080"), None);
         assert_eq!(status("api.example:8443"), None);
@@ -559,44 +580,26 @@ mod tests {
         assert_eq!(host_name("a.example"), "a.example");
     }
 
-    fn req(host: &str) -> HttpRequest {
-        TestRequest::default()
-            .insert_header((header::HOST, host))
-            .to_http_request()
-    }
-
     #[test]
     fn same_origin_is_allowed_by_host() {
         assert!(origin_allowed(
             "http://localhost:8080",
-            &req("localhost:8080"),
+            "localhost:8080",
             &[]
         ));
         assert!(origin_allowed(
             "https://LOCALHOST:8080",
-            &req("localhost:8080"),
+            "localhost:8080",
             &[]
         ));
-        assert!(!origin_allowed(
-            "http://evil.test",
-            &req("localhost:8080"),
-            &[]
-        ));
-        assert!(!origin_allowed("null", &req("localhost:8080"), &[]));
+        assert!(!origin_allowed("http://evil.test", "localhost:8080", &[]));
+        assert!(!origin_allowed("null", "localhost:8080", &[]));
     }
 
     #[test]
     fn listed_origins_and_star_widen_it() {
         let allowed = vec!["http://app.test".to_string()];
-        assert!(origin_allowed(
-            "http://app.test",
-            &req("api.test"),
-            &allowed
-        ));
-        assert!(origin_allowed(
-            "http://x.test",
-            &req("api.test"),
-            &["*".into()]
-        ));
+        assert!(origin_allowed("http://app.test", "api.test", &allowed));
+        assert!(origin_allowed("http://x.test", "api.test", &["*".into()]));
     }
 }

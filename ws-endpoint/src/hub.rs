@@ -262,7 +262,10 @@ fn deliver(targets: &[Session], frame: &OutFrame) -> Delivery {
             Ok(()) => delivery.sent += 1,
             Err(Refused::Closed) => delivery.closed += 1,
             Err(Refused::Full(_)) => match session.inner.slow_consumer {
-                SlowConsumer::DropMessages => delivery.dropped += 1,
+                SlowConsumer::DropMessages => {
+                    session.inner.metrics.dropped.increment(1);
+                    delivery.dropped += 1
+                }
                 SlowConsumer::Close => {
                     session.inner.abort(CloseReason::new(
                         CloseCode::Policy,

@@ -63,6 +63,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod admission;
 mod close;
 #[cfg(feature = "redis")]
 pub mod cluster;
@@ -76,10 +77,12 @@ pub mod handler;
 mod handshake;
 pub mod hub;
 mod message;
+mod proxy;
 mod registry;
 mod server;
 mod service;
 mod session;
+pub mod telemetry;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod test;
@@ -92,13 +95,14 @@ pub mod __private_0_1;
 pub use crate::{
     close::{CloseCode, CloseReason},
     config::{
-        EndpointConfig, SlowConsumer, DEFAULT_MAX_BUFFERED, DEFAULT_MAX_MESSAGE_SIZE,
+        EndpointConfig, Rate, SlowConsumer, DEFAULT_MAX_BUFFERED, DEFAULT_MAX_MESSAGE_SIZE,
         DEFAULT_PING_INTERVAL, DEFAULT_PONG_TIMEOUT, DEFAULT_SEND_TIMEOUT,
     },
     error::{EndpointError, MessageKind, SendError},
     handshake::Handshake,
     hub::{Delivery, Hub, RoomFull},
     message::{HandlerReturn, Json, Message, MessagePayload, Pong, Sendable},
+    proxy::set_trusted_proxies,
     registry::{all_open_sessions, open_session_count, shutdown},
     server::{on_connect, shutdown_on_signal, WsServerExt, CLOSE_LINGER},
     service::EndpointService,

@@ -162,6 +162,11 @@ impl Endpoint for FallbackEndpoint {
     async fn on_error(&mut self, _: &Session, _: &Params, _: EndpointError) {}
 }
 
+/// A `max_message_rate` the macro checked.
+pub fn rate(s: &str) -> crate::Rate {
+    s.parse().expect("checked by the macro")
+}
+
 /// Applies an `#[on_message(max_message_size = N)]` to its kind.
 pub fn set_limit(config: &mut crate::EndpointConfig, kind: MessageKind, bytes: usize) {
     match kind {

@@ -4,18 +4,22 @@
 
 use std::{any::TypeId, marker::PhantomData, sync::Arc, time::Duration};
 
+use tracing::Instrument as _;
+
 use actix_web::{
     dev::{AppService, HttpServiceFactory},
     web, FromRequest, HttpRequest, HttpResponse,
 };
 
 use crate::{
+    admission,
     config::EndpointConfig,
     connection,
     endpoint::Endpoint,
     handshake::{self, Handshake},
-    registry,
+    proxy, registry,
     session::{Body, ConnFd, Session, SessionSettings},
+    telemetry::{self, SessionMetrics},
     wire::{Decoder, Limits, Role},
 };
 
@@ -146,6 +150,30 @@ impl<E: Endpoint> EndpointService<E> {
         self
     }
 
+    /// Sets the most sessions of this endpoint in this process (beyond: 503).
+    pub fn max_sessions(mut self, n: usize) -> Self {
+        self.config.max_sessions = Some(n);
+        self
+    }
+
+    /// Sets the most sessions of this endpoint per client address (beyond: 429).
+    pub fn max_sessions_per_ip(mut self, n: usize) -> Self {
+        self.config.max_sessions_per_ip = Some(n);
+        self
+    }
+
+    /// Sets the most data messages a client may send per period (beyond: 1008).
+    pub fn max_message_rate(mut self, rate: crate::Rate) -> Self {
+        self.config.max_message_rate = Some(rate);
+        self
+    }
+
+    /// Sets how long a session may last (then 1001).
+    pub fn max_lifetime(mut self, lifetime: Duration) -> Self {
+        self.config.max_lifetime = Some(lifetime);
+        self
+    }
+
     /// Sets what a broadcast does with a session whose outbound queue is full.
     pub fn slow_consumer(mut self, policy: crate::SlowConsumer) -> Self {
         self.config.slow_consumer = policy;
@@ -212,22 +240,44 @@ async fn upgrade<E: Endpoint>(
     };
     let config = settings.config.clone();
 
-    if let Some(refusal) = handshake::refusal(&req, &config) {
+    let path = config.path.as_str();
+    if let Some((reason, refusal)) = handshake::refusal(&req, &config) {
+        telemetry::refused(path, reason);
         return Ok(refusal);
     }
     if registry::shutting_down() {
+        telemetry::refused(path, "shutting_down");
         return Ok(HttpResponse::ServiceUnavailable().body("server shutting down"));
     }
+    // Admission: a place is taken here and given back when the session ends (or when this
+    // upgrade fails below).
+    let client = proxy::client_addr(&req);
+    let admitted = match admission::admit(TypeId::of::<E>(), client.map(|a| a.ip()), &config) {
+        Ok(admitted) => admitted,
+        Err(refusal) => {
+            telemetry::refused(path, refusal.label());
+            return Ok(refusal.response(&config));
+        }
+    };
     // Path parameters are parsed once, here, and handed to every handler typed.
     let params = match E::path_params(&req) {
         Ok(params) => params,
-        Err(message) => return Ok(HttpResponse::BadRequest().body(message)),
+        Err(message) => {
+            telemetry::refused(path, "path_param");
+            return Ok(HttpResponse::BadRequest().body(message));
+        }
     };
 
     // `#[on_handshake]`, then `on_open`'s extractors; they see an empty body: the request's
     // payload is the WebSocket byte stream. An error refuses the upgrade with its response.
     let mut handshake = Handshake::default();
-    let args = E::handshake(&req, &params, &mut handshake).await?;
+    let args = match E::handshake(&req, &params, &mut handshake).await {
+        Ok(args) => args,
+        Err(err) => {
+            telemetry::refused(path, "handshake");
+            return Err(err);
+        }
+    };
     if let Some(error) = handshake.error.take() {
         tracing::error!(
             path = req.path(),
@@ -250,7 +300,8 @@ async fn upgrade<E: Endpoint>(
         response.headers_mut().append(name, value);
     }
 
-    let info = handshake::info(&req, &response);
+    let mut info = handshake::info(&req, &response);
+    info.peer_addr = client;
     let session = Session::new(
         (TypeId::of::<E>(), std::any::type_name::<E>()),
         info,
@@ -260,6 +311,7 @@ async fn upgrade<E: Endpoint>(
             track_idle: config.idle_timeout.is_some(),
             max_buffered: config.max_buffered,
             socket: req.conn_data::<ConnFd>().copied(),
+            metrics: SessionMetrics::new(path),
         },
     );
     session.adopt_properties(std::mem::take(&mut handshake.properties));
@@ -275,8 +327,17 @@ async fn upgrade<E: Endpoint>(
             binary: E::BINARY.then_some(config.max_binary_message_size),
         },
     );
-    actix_web::rt::spawn(connection::run::<E>(
-        session, registered, payload, decoder, config, params, args,
-    ));
+    let span = tracing::info_span!(
+        "ws_session",
+        endpoint = %config.path,
+        session = %session.id(),
+        peer = ?session.peer_addr(),
+    );
+    actix_web::rt::spawn(
+        connection::run::<E>(
+            session, registered, admitted, payload, decoder, config, params, args,
+        )
+        .instrument(span),
+    );
     Ok(response.set_body(body).map_into_boxed_body())
 }

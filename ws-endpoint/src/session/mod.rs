@@ -17,6 +17,7 @@ use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use serde::Serialize;
 
+use crate::telemetry::SessionMetrics;
 use crate::{
     close::CloseReason,
     config::SlowConsumer,
@@ -62,6 +63,7 @@ pub(crate) struct SessionSettings {
     pub(crate) track_idle: bool,
     pub(crate) max_buffered: usize,
     pub(crate) socket: Option<ConnFd>,
+    pub(crate) metrics: SessionMetrics,
 }
 
 /// Per-session settings changed by a handler, waiting for the connection task. `None` fields
@@ -118,6 +120,8 @@ pub(crate) struct Inner {
     socket: Option<ConnFd>,
     /// What a broadcast does when this session's queue is full.
     pub(crate) slow_consumer: SlowConsumer,
+    /// This session's metric handles.
+    pub(crate) metrics: SessionMetrics,
 }
 
 /// One WebSocket connection, as seen by handlers and by any other task.
@@ -184,6 +188,7 @@ impl Session {
                 changed: AtomicBool::new(false),
                 socket: settings.socket,
                 slow_consumer: settings.slow_consumer,
+                metrics: settings.metrics,
             }),
         }
     }
@@ -353,7 +358,9 @@ impl Session {
         if !self.is_open() {
             return Err(Refused::Closed);
         }
+        let (opcode, len) = (frame.opcode, frame.payload.len());
         self.inner.out.push(frame)?;
+        self.inner.metrics.sent(opcode, len);
         self.touch();
         Ok(())
     }
@@ -365,6 +372,7 @@ impl Session {
         if !self.is_open() {
             return Err(SendError::Closed);
         }
+        let (opcode, len) = (frame.opcode, frame.payload.len());
         match self.inner.out.push(frame) {
             Ok(()) => {}
             Err(Refused::Closed) => return Err(SendError::Closed),
@@ -372,6 +380,7 @@ impl Session {
             Err(Refused::Full(frame)) => Box::pin(self.queue_waiting(frame)).await?,
         }
         if data {
+            self.inner.metrics.sent(opcode, len);
             self.touch();
         }
         Ok(())
@@ -456,18 +465,16 @@ impl Session {
         if !self.is_open() {
             return Err(SendError::Closed);
         }
-        match self.inner.out.push(OutFrame::message(msg)) {
-            Ok(()) => {
-                self.touch();
-                Ok(())
-            }
-            Err(Refused::Closed) => Err(SendError::Closed),
-            Err(Refused::Full(frame)) => {
-                Box::pin(self.queue_waiting(frame)).await?;
-                self.touch();
-                Ok(())
-            }
+        let frame = OutFrame::message(msg);
+        let (opcode, len) = (frame.opcode, frame.payload.len());
+        match self.inner.out.push(frame) {
+            Ok(()) => {}
+            Err(Refused::Closed) => return Err(SendError::Closed),
+            Err(Refused::Full(frame)) => Box::pin(self.queue_waiting(frame)).await?,
         }
+        self.inner.metrics.sent(opcode, len);
+        self.touch();
+        Ok(())
     }
 
     pub(crate) async fn send_message(&self, msg: Message) -> Result<(), SendError> {
