@@ -1,5 +1,5 @@
 //! Without an #[on_error] handler, errors are logged through `tracing` (and the session stays
-//! open). In its own binary because it installs the global subscriber.
+//! open), inside the session's `ws_session` span. In its own binary because it installs the global subscriber.
 
 mod common;
 
@@ -70,6 +70,16 @@ async fn errors_without_on_error_are_logged_and_the_session_stays_open() {
     assert!(
         logged.contains("WARN") && logged.contains("refused by the handler"),
         "log output: {logged}"
+    );
+    // Inside the session's span: the line names the endpoint, the session and the peer.
+    let line = logged
+        .lines()
+        .find(|l| l.contains("refused by the handler"))
+        .unwrap();
+    assert!(
+        line.contains("ws_session{endpoint=/quiet session=")
+            && line.contains("peer=Some(127.0.0.1:"),
+        "log line: {line}"
     );
     srv.stop().await;
 }

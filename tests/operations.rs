@@ -193,3 +193,44 @@ async fn a_session_is_closed_with_1001_at_the_end_of_its_lifetime() {
     );
     srv.stop().await;
 }
+
+#[derive(Default)]
+struct Proxied;
+
+#[server_endpoint("/proxied", heartbeat = false, allowed_hosts = ["app.example"])]
+impl Proxied {
+    #[on_message]
+    fn text(&mut self, msg: String) -> String {
+        msg
+    }
+}
+
+/// Behind a trusted proxy the Host and Origin checks see the host the client asked the proxy
+/// for (`X-Forwarded-Host`); from any other peer that header is ignored.
+#[actix_web::test]
+async fn host_and_origin_checks_use_the_forwarded_host_of_a_trusted_proxy() {
+    let _serial = SERIAL.lock().await;
+    let srv = start(|cfg| {
+        cfg.service(Proxied::endpoint());
+    });
+    let forwarded = upgrade_request(
+        srv.addr,
+        "/proxied",
+        "X-Forwarded-Host: app.example\r\nOrigin: https://app.example\r\n",
+    );
+    // Not trusted yet: Host is 127.0.0.1:port, not in allowed_hosts.
+    let (status, head) = http_request(srv.addr, &forwarded).await;
+    assert_eq!(status, 403, "{head}");
+    ws_endpoint::set_trusted_proxies(["127.0.0.1"]).unwrap();
+    let (status, head) = http_request(srv.addr, &forwarded).await;
+    assert_eq!(status, 101, "{head}");
+    // A forwarded host outside allowed_hosts is still refused.
+    let evil = forwarded.replace(
+        "X-Forwarded-Host: app.example",
+        "X-Forwarded-Host: evil.example",
+    );
+    let (status, head) = http_request(srv.addr, &evil).await;
+    assert_eq!(status, 403, "{head}");
+    ws_endpoint::set_trusted_proxies(Vec::<String>::new()).unwrap();
+    srv.stop().await;
+}
