@@ -10,15 +10,6 @@ mod common;
 
 use common::*;
 
-/// `* GuestN has joined.` → N.
-fn joined_guest(notice: &str) -> usize {
-    notice
-        .strip_prefix("* Guest")
-        .and_then(|rest| rest.strip_suffix(" has joined."))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("not a join notice: {notice:?}"))
-}
-
 /// The start of a long line, for assertion messages.
 fn short(text: &str) -> String {
     text.chars().take(40).collect()

@@ -147,15 +147,6 @@ fn html_filter_escapes_like_tomcat() {
     assert_eq!(tomcat_chat::html_filter(""), "");
 }
 
-/// `* GuestN has joined.` → N.
-fn joined_guest(notice: &str) -> usize {
-    notice
-        .strip_prefix("* Guest")
-        .and_then(|rest| rest.strip_suffix(" has joined."))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("not a join notice: {notice:?}"))
-}
-
 #[tokio::test]
 async fn chat_guests_join_talk_escaped_and_leave() {
     let srv = start(tomcat_chat::configure);

@@ -451,3 +451,12 @@ impl Raw {
         }
     }
 }
+
+/// Tomcat's chat: `* GuestN has joined.` → N.
+pub fn joined_guest(notice: &str) -> usize {
+    notice
+        .strip_prefix("* Guest")
+        .and_then(|rest| rest.strip_suffix(" has joined."))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a join notice: {notice:?}"))
+}
