@@ -66,10 +66,10 @@ fn node(s: &str) -> Option<SocketAddr> {
     ip.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 0))
 }
 
-/// The `for=` nodes of `Forwarded`, or the `X-Forwarded-For` list, in order.
-fn forwarded_for(req: &HttpRequest) -> Vec<String> {
-    let headers = req.headers();
-    let forwarded: Vec<String> = headers
+/// The values of parameter `key` (`for`, `host`) in every element of every `Forwarded`
+/// header (RFC 7239), in order; quotes kept (`node` and the caller strip them).
+fn forwarded_params(req: &HttpRequest, key: &str) -> Vec<String> {
+    req.headers()
         .get_all(header::FORWARDED)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
@@ -77,11 +77,17 @@ fn forwarded_for(req: &HttpRequest) -> Vec<String> {
             element.split(';').find_map(|pair| {
                 let (k, v) = pair.split_once('=')?;
                 k.trim()
-                    .eq_ignore_ascii_case("for")
+                    .eq_ignore_ascii_case(key)
                     .then(|| v.trim().to_owned())
             })
         })
-        .collect();
+        .collect()
+}
+
+/// The `for=` nodes of `Forwarded`, or the `X-Forwarded-For` list, in order.
+fn forwarded_for(req: &HttpRequest) -> Vec<String> {
+    let headers = req.headers();
+    let forwarded = forwarded_params(req, "for");
     if !forwarded.is_empty() {
         return forwarded;
     }
@@ -124,18 +130,10 @@ pub(crate) fn forwarded_host(req: &HttpRequest) -> Option<String> {
         .and_then(|v| v.split(',').next())
         .map(|v| v.trim().to_owned())
         .or_else(|| {
-            headers
-                .get_all(header::FORWARDED)
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .find_map(|element| {
-                    element.split(';').find_map(|pair| {
-                        let (k, v) = pair.split_once('=')?;
-                        k.trim()
-                            .eq_ignore_ascii_case("host")
-                            .then(|| v.trim().trim_matches('"').to_owned())
-                    })
-                })
+            forwarded_params(req, "host")
+                .into_iter()
+                .next()
+                .map(|h| h.trim_matches('"').to_owned())
         })
         .filter(|h| !h.is_empty())
 }
