@@ -225,6 +225,10 @@ pub fn close_frame(code: u16, reason: &str) -> Message {
 pub struct Raw {
     pub stream: TcpStream,
     buf: Vec<u8>,
+    /// The handshake response's head.
+    pub head: String,
+    /// RSV1 of the last frame [`Raw::read_frame`] returned (permessage-deflate: compressed).
+    pub last_rsv1: bool,
 }
 
 /// What a raw read saw.
@@ -301,9 +305,18 @@ impl Raw {
         Self::handshake(stream, addr, path).await
     }
 
-    async fn handshake(mut stream: TcpStream, addr: SocketAddr, path: &str) -> Raw {
+    /// Like [`Raw::connect`], with extra request header lines (each ending in `\r\n`).
+    pub async fn connect_with(addr: SocketAddr, path: &str, extra: &str) -> Raw {
+        Self::handshake_with(TcpStream::connect(addr).await.unwrap(), addr, path, extra).await
+    }
+
+    async fn handshake(stream: TcpStream, addr: SocketAddr, path: &str) -> Raw {
+        Self::handshake_with(stream, addr, path, "").await
+    }
+
+    async fn handshake_with(mut stream: TcpStream, addr: SocketAddr, path: &str, extra: &str) -> Raw {
         stream
-            .write_all(upgrade_request(addr, path, "").as_bytes())
+            .write_all(upgrade_request(addr, path, extra).as_bytes())
             .await
             .unwrap();
         let mut buf = Vec::new();
@@ -322,7 +335,12 @@ impl Raw {
                     "handshake refused: {head}"
                 );
                 buf.drain(..pos + 4);
-                return Raw { stream, buf };
+                return Raw {
+                    stream,
+                    buf,
+                    head,
+                    last_rsv1: false,
+                };
             }
         }
     }
@@ -398,6 +416,7 @@ impl Raw {
         }
         let payload = self.buf[hdr..hdr + len].to_vec();
         self.buf.drain(..hdr + len);
+        self.last_rsv1 = b0 & 0x40 != 0;
         RawFrame::Frame {
             opcode: b0 & 0x0f,
             fin: b0 & 0x80 != 0,

@@ -117,6 +117,59 @@ pub struct EndpointArgs {
     pub max_message_rate: Option<LitStr>,
     /// Longest session.
     pub max_lifetime: Option<Dur>,
+    /// permessage-deflate: `compression = false`, or `compression(level = 1, ...)`.
+    pub compression: Option<CompressionArg>,
+}
+
+/// The keys of `compression(...)`.
+#[derive(Debug, Default, Clone, FromMeta)]
+pub struct CompressionKeys {
+    /// zlib level, 0 to 9.
+    pub level: Option<syn::LitInt>,
+    /// Messages shorter than this go uncompressed.
+    pub min_size: Option<Size>,
+    /// Keep the context across messages.
+    pub context_takeover: Option<bool>,
+    /// Largest window, 9 to 15 bits.
+    pub max_window_bits: Option<syn::LitInt>,
+}
+
+/// `compression = true | false`, or `compression(key = value, ...)` (on, with settings).
+#[derive(Debug, Clone)]
+pub enum CompressionArg {
+    /// `compression = false`.
+    Off,
+    /// On, with these settings (all default for `compression = true`).
+    On(CompressionKeys),
+}
+
+impl FromMeta for CompressionArg {
+    fn from_word() -> darling::Result<Self> {
+        Ok(CompressionArg::On(CompressionKeys::default()))
+    }
+
+    fn from_bool(value: bool) -> darling::Result<Self> {
+        Ok(if value {
+            CompressionArg::On(CompressionKeys::default())
+        } else {
+            CompressionArg::Off
+        })
+    }
+
+    fn from_list(items: &[NestedMeta]) -> darling::Result<Self> {
+        CompressionKeys::from_list(items).map(CompressionArg::On)
+    }
+
+    fn from_value(value: &Lit) -> darling::Result<Self> {
+        match value {
+            Lit::Bool(b) => Self::from_bool(b.value),
+            other => Err(darling::Error::custom(
+                "expected `compression = true`, `compression = false` or \
+                 `compression(level = 6, min_size = 64, context_takeover = false, max_window_bits = 15)`",
+            )
+            .with_span(other)),
+        }
+    }
 }
 
 /// The keys of `#[on_message(...)]`.

@@ -6,7 +6,10 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::{spanned::Spanned, ItemImpl, ReturnType, Type};
 
-use crate::ast::{Endpoint, Handler, Kind, Param, TypeClass};
+use crate::{
+    ast::{Endpoint, Handler, Kind, Param, TypeClass},
+    attr::CompressionArg,
+};
 
 /// What is emitted when the endpoint has errors: the impl without our attributes and an
 /// `endpoint()` that type-checks, so one mistake gives one error.
@@ -221,6 +224,34 @@ pub fn expand(ep: &Endpoint) -> TokenStream {
         config.extend(quote! {
             __c.max_lifetime = ::core::option::Option::Some(::core::time::Duration::from_millis(#ms));
         });
+    }
+    match &a.compression {
+        None => {}
+        Some(CompressionArg::Off) => {
+            config.extend(quote! { __c.compression = ::core::option::Option::None; });
+        }
+        Some(CompressionArg::On(keys)) => {
+            let mut set = quote! { let mut __z = ::ws_endpoint::Compression::default(); };
+            if let Some(level) = &keys.level {
+                set.extend(quote! { __z = __z.level(#level); });
+            }
+            if let Some(size) = keys.min_size {
+                let n = size.0;
+                set.extend(quote! { __z = __z.min_size(#n); });
+            }
+            if let Some(keep) = keys.context_takeover {
+                set.extend(quote! { __z = __z.context_takeover(#keep); });
+            }
+            if let Some(bits) = &keys.max_window_bits {
+                set.extend(quote! { __z = __z.max_window_bits(#bits); });
+            }
+            config.extend(quote! {
+                {
+                    #set
+                    __c.compression = ::core::option::Option::Some(__z);
+                }
+            });
+        }
     }
     if let Some(d) = a.send_timeout {
         let ms = d.0.as_millis() as u64;

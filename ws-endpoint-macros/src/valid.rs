@@ -38,6 +38,24 @@ pub fn endpoint(ep: &Endpoint) -> Errors {
             errors.push(syn::Error::new(rate.span(), e));
         }
     }
+    if let Some(crate::attr::CompressionArg::On(keys)) = &ep.args.args.compression {
+        if let Some(level) = &keys.level {
+            if !level.base10_parse::<u32>().is_ok_and(|l| l <= 9) {
+                errors.push(syn::Error::new(
+                    level.span(),
+                    "a compression level is 0 (store) to 9 (smallest); zlib's default is 6",
+                ));
+            }
+        }
+        if let Some(bits) = &keys.max_window_bits {
+            if !bits.base10_parse::<u8>().is_ok_and(|b| (9..=15).contains(&b)) {
+                errors.push(syn::Error::new(
+                    bits.span(),
+                    "max_window_bits is 9 to 15 (a 2^N-byte window; 15 is zlib's default)",
+                ));
+            }
+        }
+    }
     if let Some(policy) = &ep.args.args.slow_consumer {
         if !matches!(policy.value().as_str(), "drop_messages" | "close") {
             errors.push(syn::Error::new(

@@ -32,7 +32,7 @@ impl fmt::Display for MessageKind {
 /// | --- | --- |
 /// | [`Decode`](Self::Decode), [`Handler`](Self::Handler), [`PathParam`](Self::PathParam) | stays open |
 /// | [`MessageTooBig`](Self::MessageTooBig) | closed with 1009 |
-/// | [`InvalidUtf8`](Self::InvalidUtf8), [`InvalidCloseReason`](Self::InvalidCloseReason) | closed with 1007 |
+/// | [`InvalidUtf8`](Self::InvalidUtf8), [`InvalidCloseReason`](Self::InvalidCloseReason), [`InvalidCompressed`](Self::InvalidCompressed) | closed with 1007 |
 /// | [`Unsupported`](Self::Unsupported) | closed with 1003 |
 /// | [`TooManyMessages`](Self::TooManyMessages) | closed with 1008 |
 /// | [`Protocol`](Self::Protocol) | closed with 1002 |
@@ -59,6 +59,9 @@ pub enum EndpointError {
     InvalidUtf8,
     /// The reason in the peer's close frame was not valid UTF-8.
     InvalidCloseReason,
+    /// A compressed message (permessage-deflate) was not a valid deflate stream; the session
+    /// is closed with 1007, as Jetty does.
+    InvalidCompressed,
     /// A message of a kind the endpoint has no `#[on_message]` handler for.
     Unsupported(MessageKind),
     /// The peer broke RFC 6455 (unmasked frame, reserved bits, bad opcode, bad close code, …).
@@ -90,9 +93,9 @@ impl EndpointError {
         use crate::wire::close;
         match self {
             EndpointError::MessageTooBig { .. } => Some(close::TOO_BIG),
-            EndpointError::InvalidUtf8 | EndpointError::InvalidCloseReason => {
-                Some(close::INVALID_PAYLOAD)
-            }
+            EndpointError::InvalidUtf8
+            | EndpointError::InvalidCloseReason
+            | EndpointError::InvalidCompressed => Some(close::INVALID_PAYLOAD),
             EndpointError::TooManyMessages(_) => Some(close::POLICY),
             EndpointError::Unsupported(_) => Some(close::UNSUPPORTED),
             EndpointError::Protocol(_) => Some(close::PROTOCOL),
@@ -121,6 +124,7 @@ impl EndpointError {
             EndpointError::MessageTooBig { .. } => "message_too_big",
             EndpointError::InvalidUtf8 => "invalid_utf8",
             EndpointError::InvalidCloseReason => "invalid_close_reason",
+            EndpointError::InvalidCompressed => "invalid_compressed",
             EndpointError::Unsupported(_) => "unsupported",
             EndpointError::Protocol(_) => "protocol",
             EndpointError::Decode(_) => "decode",
@@ -147,6 +151,9 @@ impl fmt::Display for EndpointError {
             ),
             EndpointError::InvalidUtf8 => f.write_str("text message is not valid UTF-8"),
             EndpointError::InvalidCloseReason => f.write_str("close reason is not valid UTF-8"),
+            EndpointError::InvalidCompressed => {
+                f.write_str("compressed message is not a valid deflate stream")
+            }
             EndpointError::Unsupported(kind) => {
                 write!(f, "this endpoint does not accept {kind} messages")
             }
@@ -180,6 +187,7 @@ impl From<crate::wire::WireError> for EndpointError {
             WireError::TooBig { size, limit } => EndpointError::MessageTooBig { size, limit },
             WireError::InvalidUtf8 => EndpointError::InvalidUtf8,
             WireError::InvalidCloseReason => EndpointError::InvalidCloseReason,
+            WireError::BadCompressed => EndpointError::InvalidCompressed,
             WireError::Unsupported(DataKind::Text) => EndpointError::Unsupported(MessageKind::Text),
             WireError::Unsupported(DataKind::Binary) => {
                 EndpointError::Unsupported(MessageKind::Binary)

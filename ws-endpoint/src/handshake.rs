@@ -271,6 +271,11 @@ pub(crate) fn info(req: &HttpRequest, response: &HttpResponse) -> HandshakeInfo 
             .get(header::SEC_WEBSOCKET_PROTOCOL)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
+        extensions: response
+            .headers()
+            .get(header::SEC_WEBSOCKET_EXTENSIONS)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
         peer_addr: req.peer_addr(),
         // The listener's own TLS, not the spoofable Forwarded / X-Forwarded-Proto headers.
         secure: req.app_config().secure(),

@@ -48,7 +48,7 @@ use crate::{
     error::SendError,
     message::Sendable,
     registry,
-    session::{OutFrame, Refused, Session, SessionId},
+    session::{OutFrame, Refused, Session, SessionId, Shared},
     wire::OpCode,
 };
 
@@ -257,8 +257,10 @@ pub(crate) fn deliver_remote(endpoint: &str, room: Option<&str>, text: bool, pay
 
 fn deliver(targets: &[Session], frame: &OutFrame) -> Delivery {
     let mut delivery = Delivery::default();
+    // Compressed once per set of permessage-deflate parameters, not once per session.
+    let mut shared = Shared::new(frame.clone());
     for session in targets {
-        match session.offer(frame.clone()) {
+        match session.offer(shared.for_queue(&session.inner.out)) {
             Ok(()) => delivery.sent += 1,
             Err(Refused::Closed) => delivery.closed += 1,
             Err(Refused::Full(_)) => match session.inner.slow_consumer {

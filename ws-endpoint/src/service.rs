@@ -8,6 +8,7 @@ use tracing::Instrument as _;
 
 use actix_web::{
     dev::{AppService, HttpServiceFactory},
+    http::header::{self, HeaderValue},
     web, FromRequest, HttpRequest, HttpResponse,
 };
 
@@ -18,9 +19,9 @@ use crate::{
     endpoint::Endpoint,
     handshake::{self, Handshake},
     proxy, registry,
-    session::{Body, ConnFd, Session, SessionSettings},
+    session::{Body, ConnFd, SendDeflate, Session, SessionSettings},
     telemetry::{self, SessionMetrics},
-    wire::{Decoder, Limits, Role},
+    wire::{deflate, Decoder, Inflate, Limits, Role},
 };
 
 /// The actix-web service of one endpoint, returned by `MyEndpoint::endpoint()`.
@@ -174,6 +175,28 @@ impl<E: Endpoint> EndpointService<E> {
         self
     }
 
+    /// Sets permessage-deflate (on by default; see [`Compression`](crate::Compression)).
+    ///
+    /// ```
+    /// # use ws_endpoint::prelude::*;
+    /// # #[derive(Default)] struct Feed;
+    /// # #[server_endpoint("/feed")] impl Feed { #[on_message] fn m(&mut self, _t: String) {} }
+    /// use ws_endpoint::Compression;
+    /// let service = Feed::endpoint().compression(Compression::default().level(1).context_takeover(true));
+    /// assert!(service.config().compression.unwrap().context_takeover);
+    /// assert!(Feed::endpoint().no_compression().config().compression.is_none());
+    /// ```
+    pub fn compression(mut self, compression: crate::Compression) -> Self {
+        self.config.compression = Some(compression);
+        self
+    }
+
+    /// Declines permessage-deflate: no message of this endpoint is compressed either way.
+    pub fn no_compression(mut self) -> Self {
+        self.config.compression = None;
+        self
+    }
+
     /// Sets what a broadcast does with a session whose outbound queue is full.
     pub fn slow_consumer(mut self, policy: crate::SlowConsumer) -> Self {
         self.config.slow_consumer = policy;
@@ -299,6 +322,29 @@ async fn upgrade<E: Endpoint>(
     for (name, value) in handshake.headers.drain(..) {
         response.headers_mut().append(name, value);
     }
+    // permessage-deflate: the first acceptable offer, or none (declining never fails the
+    // handshake).
+    let agreed = config.compression.and_then(|c| {
+        let offers = req
+            .headers()
+            .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+            .filter_map(|v| v.to_str().ok());
+        deflate::negotiate(
+            offers,
+            deflate::Policy {
+                context_takeover: c.context_takeover,
+                max_window_bits: c.max_window_bits,
+            },
+        )
+        .map(|agreed| (c, agreed))
+    });
+    if let Some((_, agreed)) = &agreed {
+        if let Ok(value) = HeaderValue::from_str(&agreed.response()) {
+            response
+                .headers_mut()
+                .insert(header::SEC_WEBSOCKET_EXTENSIONS, value);
+        }
+    }
 
     let mut info = handshake::info(&req, &response);
     info.peer_addr = client;
@@ -312,6 +358,12 @@ async fn upgrade<E: Endpoint>(
             max_buffered: config.max_buffered,
             socket: req.conn_data::<ConnFd>().copied(),
             metrics: SessionMetrics::new(path),
+            deflate: agreed.map(|(c, a)| SendDeflate {
+                level: c.level,
+                window_bits: a.server_max_window_bits,
+                min_size: c.min_size,
+                context_takeover: !a.server_no_context_takeover,
+            }),
         },
     );
     session.adopt_properties(std::mem::take(&mut handshake.properties));
@@ -320,13 +372,20 @@ async fn upgrade<E: Endpoint>(
     // task dropped before its first poll leaves no session behind.
     let registered = registry::Registered::new(&session);
 
-    let decoder = Decoder::new(
+    let mut decoder = Decoder::new(
         Role::Server,
         Limits {
             text: E::TEXT.then_some(config.max_text_message_size),
             binary: E::BINARY.then_some(config.max_binary_message_size),
         },
     );
+    if let Some((_, agreed)) = &agreed {
+        decoder = decoder.inflate(if agreed.client_no_context_takeover {
+            Inflate::PerMessage
+        } else {
+            Inflate::Context
+        });
+    }
     let span = tracing::info_span!(
         "ws_session",
         endpoint = %config.path,

@@ -31,7 +31,7 @@ pub(crate) mod outbound;
 pub use outbound::{
     buffered_total, max_buffered_total, set_max_buffered_total, DEFAULT_MAX_BUFFERED_TOTAL,
 };
-pub(crate) use outbound::{Body, OutFrame, Outbound, Refused};
+pub(crate) use outbound::{Body, OutFrame, Outbound, Refused, SendDeflate, Shared};
 
 /// A session's identifier, unique in the process (JSR 356 `Session.getId()`).
 ///
@@ -64,6 +64,8 @@ pub(crate) struct SessionSettings {
     pub(crate) max_buffered: usize,
     pub(crate) socket: Option<ConnFd>,
     pub(crate) metrics: SessionMetrics,
+    /// permessage-deflate, when agreed.
+    pub(crate) deflate: Option<SendDeflate>,
 }
 
 /// Per-session settings changed by a handler, waiting for the connection task. `None` fields
@@ -89,6 +91,8 @@ pub(crate) struct HandshakeInfo {
     pub(crate) query: String,
     pub(crate) path_params: Vec<(String, String)>,
     pub(crate) subprotocol: Option<String>,
+    /// The `Sec-WebSocket-Extensions` response value, if any.
+    pub(crate) extensions: Option<String>,
     pub(crate) peer_addr: Option<SocketAddr>,
     pub(crate) secure: bool,
 }
@@ -174,7 +178,7 @@ impl Session {
                 id: SessionId(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
                 endpoint,
                 endpoint_name,
-                out: Arc::new(Outbound::new(settings.max_buffered)),
+                out: Arc::new(Outbound::new(settings.max_buffered, settings.deflate)),
                 open: AtomicBool::new(true),
                 close_request: Mutex::new(None),
                 close_waker: AtomicWaker::new(),
@@ -236,6 +240,28 @@ impl Session {
     /// The subprotocol chosen in the handshake (`getNegotiatedSubprotocol`), if any.
     pub fn subprotocol(&self) -> Option<&str> {
         self.inner.info.subprotocol.as_deref()
+    }
+
+    /// The extensions agreed in the handshake (`getNegotiatedExtensions`): `permessage-deflate`
+    /// with its parameters as the server answered them, or empty.
+    ///
+    /// ```
+    /// # fn f(session: &ws_endpoint::Session) {
+    /// let compressed = session
+    ///     .negotiated_extensions()
+    ///     .iter()
+    ///     .any(|e| e.starts_with("permessage-deflate"));
+    /// # }
+    /// ```
+    pub fn negotiated_extensions(&self) -> Vec<String> {
+        self.inner.info.extensions.iter().cloned().collect()
+    }
+
+    /// Whether permessage-deflate was agreed: data messages of at least the endpoint's
+    /// `min_size` are sent compressed, unless sent with
+    /// [`send_uncompressed`](Self::send_uncompressed).
+    pub fn is_compressed(&self) -> bool {
+        self.inner.out.compresses()
     }
 
     /// The peer's socket address, when known.
@@ -457,6 +483,25 @@ impl Session {
             Err(Refused::Closed) => Err(SendError::Closed),
             Err(Refused::Full(_)) => Err(SendError::Full),
         }
+    }
+
+    /// Sends `value` uncompressed even when permessage-deflate was agreed (RSV1 clear), waiting
+    /// for room like [`send`](Self::send).
+    ///
+    /// Use it for a message that carries a secret next to text an attacker can choose: with
+    /// compression, the size of such a message on the wire tells the attacker whether a guess
+    /// matched the secret (the CRIME and BREACH attacks on TLS compression). Typical cases: a
+    /// token or CSRF value echoed in a page of user content, a session key in a chat message.
+    ///
+    /// ```
+    /// # async fn f(session: &ws_endpoint::Session, token: String) -> Result<(), ws_endpoint::SendError> {
+    /// session.send_uncompressed(format!(r#"{{"token":"{token}"}}"#)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_uncompressed<T: Sendable>(&self, value: T) -> Result<(), SendError> {
+        let frame = OutFrame::message(value.into_message()?).plain();
+        let data = frame.opcode != OpCode::Pong;
+        self.queue(frame, data).await
     }
 
     /// Sends a handler's reply: queued at once when there is room (no await on the common

@@ -77,11 +77,70 @@ pub fn buffered_total() -> usize {
     TOTAL.load(Ordering::Relaxed)
 }
 
+/// How a data frame's payload is (to be) compressed (permessage-deflate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Deflate {
+    /// Not decided yet: the queue applies its session's agreement when the frame is pushed.
+    Auto,
+    /// Sent as it is, RSV1 clear (control frames, small messages, no agreement, or a message
+    /// the application asked to send uncompressed).
+    Plain,
+    /// Already compressed: RSV1 set.
+    Done,
+    /// To be compressed by the writer with the session's own context (context takeover),
+    /// in queue order.
+    Context,
+}
+
+/// How a session compresses what it sends: its permessage-deflate agreement and settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SendDeflate {
+    pub(crate) level: u32,
+    pub(crate) window_bits: u8,
+    pub(crate) min_size: usize,
+    /// Keep the context across messages (the client allowed it and the endpoint asked for it).
+    pub(crate) context_takeover: bool,
+}
+
+impl SendDeflate {
+    /// The key under which sessions share a compressed payload (a broadcast compresses once
+    /// per key); `None` with context takeover, where each session compresses in its own context.
+    fn shared_key(&self) -> Option<(u32, u8, usize)> {
+        (!self.context_takeover).then_some((self.level, self.window_bits, self.min_size))
+    }
+
+    /// Decides an `Auto` frame: compressed now (shared compressor), left to the writer (own
+    /// context), or plain.
+    fn apply(&self, mut frame: OutFrame) -> OutFrame {
+        if frame.deflate != Deflate::Auto {
+            return frame;
+        }
+        frame.deflate = Deflate::Plain;
+        if !matches!(frame.opcode, OpCode::Text | OpCode::Binary)
+            || frame.payload.len() < self.min_size
+        {
+            return frame;
+        }
+        if self.context_takeover {
+            frame.deflate = Deflate::Context;
+            return frame;
+        }
+        let compressed =
+            crate::wire::deflate::compress_shared(self.level, self.window_bits, &frame.payload);
+        // Without context, a message that does not shrink can go as it is.
+        if compressed.len() < frame.payload.len() {
+            frame.payload = Bytes::from(compressed);
+            frame.deflate = Deflate::Done;
+        }
+        frame
+    }
+}
+
 /// A frame waiting to be written: the first header byte's fields and the payload.
 #[derive(Clone)]
 pub(crate) struct OutFrame {
     pub(crate) opcode: OpCode,
-    pub(crate) rsv1: bool,
+    pub(crate) deflate: Deflate,
     pub(crate) payload: Bytes,
 }
 
@@ -89,9 +148,19 @@ impl OutFrame {
     pub(crate) fn new(opcode: OpCode, payload: Bytes) -> Self {
         Self {
             opcode,
-            rsv1: false,
+            deflate: if opcode.is_control() {
+                Deflate::Plain
+            } else {
+                Deflate::Auto
+            },
             payload,
         }
+    }
+
+    /// The same frame, never compressed.
+    pub(crate) fn plain(mut self) -> Self {
+        self.deflate = Deflate::Plain;
+        self
     }
 
     /// The frame of a whole message (a broadcast's, a reply's): the payload `Bytes` as they are.
@@ -118,7 +187,7 @@ impl OutFrame {
         let mut raw = [0u8; MAX_HEADER];
         let n = Header {
             fin: true,
-            rsv1: self.rsv1,
+            rsv1: self.deflate == Deflate::Done,
             opcode: self.opcode,
             mask: None,
             len: self.payload.len() as u64,
@@ -165,6 +234,8 @@ struct Queue {
 pub(crate) struct Outbound {
     q: Mutex<Queue>,
     budget: usize,
+    /// The session's permessage-deflate agreement, if any.
+    deflate: Option<SendDeflate>,
     /// Senders waiting for room.
     space: Notify,
     waiting: AtomicUsize,
@@ -175,8 +246,9 @@ fn lock(m: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
 }
 
 impl Outbound {
-    pub(crate) fn new(budget: usize) -> Self {
+    pub(crate) fn new(budget: usize, deflate: Option<SendDeflate>) -> Self {
         Self {
+            deflate,
             q: Mutex::new(Queue {
                 frames: VecDeque::new(),
                 large: None,
@@ -193,8 +265,19 @@ impl Outbound {
         }
     }
 
-    /// Queues a frame if the budget has room (or the queue is empty). Never waits.
+    /// Whether permessage-deflate was agreed.
+    pub(crate) fn compresses(&self) -> bool {
+        self.deflate.is_some()
+    }
+
+    /// Queues a frame if the budget has room (or the queue is empty). Never waits. An `Auto`
+    /// frame is compressed first (outside the lock) as the session's agreement says.
     pub(crate) fn push(&self, frame: OutFrame) -> Result<(), Refused> {
+        let frame = match self.deflate {
+            Some(d) => d.apply(frame),
+            None if frame.deflate == Deflate::Auto => frame.plain(),
+            None => frame,
+        };
         let size = frame.size();
         let waker = {
             let mut q = lock(&self.q);
@@ -331,6 +414,8 @@ pub(crate) struct Body {
     out: std::sync::Arc<Outbound>,
     batch: BytesMut,
     failed: bool,
+    /// The session's own compressor (context takeover), made at its first compressed message.
+    deflater: Option<Box<crate::wire::deflate::Deflater>>,
 }
 
 impl Body {
@@ -340,6 +425,7 @@ impl Body {
             out,
             batch: BytesMut::new(),
             failed: false,
+            deflater: None,
         }
     }
 }
@@ -364,6 +450,54 @@ impl Drop for Body {
         if let Some(w) = waker {
             w.wake();
         }
+    }
+}
+
+/// Compresses a frame in the session's own context (kept across messages).
+fn compress_in_context(
+    deflater: &mut Option<Box<crate::wire::deflate::Deflater>>,
+    agreed: Option<SendDeflate>,
+    mut frame: OutFrame,
+) -> OutFrame {
+    let Some(d) = agreed else {
+        return frame.plain();
+    };
+    let deflater = deflater
+        .get_or_insert_with(|| Box::new(crate::wire::deflate::Deflater::new(d.level, d.window_bits)));
+    let mut out = Vec::with_capacity(frame.payload.len() / 2 + 16);
+    deflater.compress(&frame.payload, &mut out);
+    frame.payload = Bytes::from(out);
+    frame.deflate = Deflate::Done;
+    frame
+}
+
+/// A broadcast's frame, compressed at most once for all recipients that agreed on the same
+/// parameters without context takeover (they get the same `Bytes`).
+pub(crate) struct Shared {
+    frame: OutFrame,
+    compressed: Vec<((u32, u8, usize), OutFrame)>,
+}
+
+impl Shared {
+    pub(crate) fn new(frame: OutFrame) -> Self {
+        Self {
+            frame,
+            compressed: Vec::new(),
+        }
+    }
+
+    /// The frame for the queue `out`.
+    pub(crate) fn for_queue(&mut self, out: &Outbound) -> OutFrame {
+        let Some((d, key)) = out.deflate.and_then(|d| d.shared_key().map(|k| (d, k))) else {
+            // No agreement (sent plain), or the session's own context (compressed by its writer).
+            return self.frame.clone();
+        };
+        if let Some((_, f)) = self.compressed.iter().find(|(k, _)| *k == key) {
+            return f.clone();
+        }
+        let f = d.apply(self.frame.clone());
+        self.compressed.push((key, f.clone()));
+        f
     }
 }
 
@@ -419,10 +553,14 @@ impl MessageBody for Body {
         }
         let mut released = 0;
         while this.batch.len() < BATCH {
-            let Some(frame) = q.frames.pop_front() else {
+            let Some(mut frame) = q.frames.pop_front() else {
                 break;
             };
             let size = frame.size();
+            if frame.deflate == Deflate::Context {
+                // In queue order, so that the peer's inflater sees the context we built.
+                frame = compress_in_context(&mut this.deflater, this.out.deflate, frame);
+            }
             this.batch
                 .reserve(MAX_HEADER + frame.payload.len().min(INLINE));
             frame.header(&mut this.batch);
@@ -487,7 +625,7 @@ mod tests {
 
     #[test]
     fn budget_counts_bytes_and_an_empty_queue_takes_any_size() {
-        let out = Arc::new(Outbound::new(1000));
+        let out = Arc::new(Outbound::new(1000, None));
         let body = Body::new(out.clone());
         let mut body = pin!(body);
         assert!(out.push(text(5000)).is_ok()); // empty queue: accepted whatever its size
@@ -517,7 +655,7 @@ mod tests {
 
     #[test]
     fn large_payloads_go_in_slices_and_finish_ends_the_body() {
-        let out = Arc::new(Outbound::new(1 << 20));
+        let out = Arc::new(Outbound::new(1 << 20, None));
         let body = Body::new(out.clone());
         let mut body = pin!(body);
         out.push(OutFrame::new(OpCode::Binary, Bytes::from(vec![1; 100_000])))
@@ -539,7 +677,7 @@ mod tests {
 
     #[test]
     fn abort_releases_a_payload_being_sliced() {
-        let out = Arc::new(Outbound::new(1 << 20));
+        let out = Arc::new(Outbound::new(1 << 20, None));
         let body = Body::new(out.clone());
         let mut body = pin!(body);
         out.push(OutFrame::new(OpCode::Binary, Bytes::from(vec![0; 200_000])))
@@ -558,7 +696,7 @@ mod tests {
 
     #[test]
     fn abort_fails_the_body_and_frees_the_queue() {
-        let out = Arc::new(Outbound::new(1 << 20));
+        let out = Arc::new(Outbound::new(1 << 20, None));
         let body = Body::new(out.clone());
         let mut body = pin!(body);
         out.push(text(10)).ok().unwrap();

@@ -10,6 +10,7 @@
 
 use super::{
     close,
+    deflate::{inflate_shared, Inflater},
     frame::{extend_unmasked, Header, OpCode},
     utf8::Utf8Validator,
     DataKind, WireError,
@@ -51,8 +52,8 @@ pub enum Event {
     Text(String),
     /// A whole binary message.
     Binary(Vec<u8>),
-    /// A whole message whose first frame had RSV1 set (only when [`Decoder::allow_rsv1`] was
-    /// called): the per-message transform (inflate) comes next, then validation.
+    /// A whole message whose first frame had RSV1 set, when [`Decoder::allow_rsv1`] was
+    /// called without [`Decoder::inflate`]: the per-message transform is the caller's.
     Compressed {
         /// Text or binary.
         kind: DataKind,
@@ -103,13 +104,26 @@ struct Partial {
     size: u64,
 }
 
+/// How compressed messages (RSV1) are inflated (permessage-deflate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inflate {
+    /// The peer takes no context over (`client_no_context_takeover` agreed): each message is
+    /// inflated on its own, with this thread's shared inflater; the connection holds no state.
+    PerMessage,
+    /// The peer keeps its context: the connection keeps an inflater (allocated at its first
+    /// compressed message).
+    Context,
+}
+
 /// The receive side of one connection.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Decoder {
     role: Role,
     assembly: Assembly,
     limits: Limits,
     rsv1: bool,
+    inflate: Option<Inflate>,
+    inflater: Option<Box<Inflater>>,
     stash: [u8; super::MAX_HEADER],
     stash_len: usize,
     current: Option<Current>,
@@ -142,6 +156,8 @@ impl Decoder {
             assembly: Assembly::Messages,
             limits,
             rsv1: false,
+            inflate: None,
+            inflater: None,
             stash: [0; super::MAX_HEADER],
             stash_len: 0,
             current: None,
@@ -162,6 +178,16 @@ impl Decoder {
     /// Accepts RSV1 on the first frame of a data message (a negotiated permessage-deflate).
     pub fn allow_rsv1(mut self) -> Self {
         self.rsv1 = true;
+        self
+    }
+
+    /// Accepts RSV1 and inflates compressed messages, handing them over as [`Event::Text`] and
+    /// [`Event::Binary`]. The limits count inflated bytes and are checked while inflating: a
+    /// message that would inflate past its limit fails with [`WireError::TooBig`] without
+    /// being inflated further.
+    pub fn inflate(mut self, mode: Inflate) -> Self {
+        self.rsv1 = true;
+        self.inflate = Some(mode);
         self
     }
 
@@ -325,7 +351,14 @@ impl Decoder {
             };
             let limit = self.limit(partial.kind)?;
             let size = partial.size.saturating_add(header.len);
-            if size > limit as u64 {
+            // A compressed message is checked against its limit again, inflated; as received
+            // it may be a little larger than inflated (stored blocks cost 5 bytes per 64 KiB).
+            let cap = if partial.compressed {
+                limit.saturating_add(limit / 1024 + 64)
+            } else {
+                limit
+            };
+            if size > cap as u64 {
                 return Err(WireError::TooBig { size, limit });
             }
             // Room for the whole frame at once (it is within the limit), capped so that a
@@ -380,6 +413,11 @@ impl Decoder {
             return Ok(None);
         }
         let payload = std::mem::take(&mut self.data);
+        if partial.compressed {
+            if let Some(mode) = self.inflate {
+                return self.inflated(mode, partial.kind, &payload).map(Some);
+            }
+        }
         Ok(Some(match (partial.kind, partial.compressed) {
             (kind, true) => Event::Compressed { kind, payload },
             // SAFETY: every byte of the message went through `self.utf8`, which accepted it
@@ -387,6 +425,37 @@ impl Decoder {
             (DataKind::Text, false) => Event::Text(unsafe { String::from_utf8_unchecked(payload) }),
             (DataKind::Binary, false) => Event::Binary(payload),
         }))
+    }
+}
+
+impl Decoder {
+    /// Inflates a compressed message, validating text as it inflates.
+    fn inflated(
+        &mut self,
+        mode: Inflate,
+        kind: DataKind,
+        payload: &[u8],
+    ) -> Result<Event, WireError> {
+        let limit = self.limit(kind)?;
+        let mut out = Vec::new();
+        let text = kind == DataKind::Text;
+        let utf8 = &mut self.utf8;
+        let check = |piece: &[u8]| if text { utf8.feed(piece) } else { Ok(()) };
+        match mode {
+            Inflate::PerMessage => inflate_shared(payload, limit, &mut out, check)?,
+            Inflate::Context => self
+                .inflater
+                .get_or_insert_with(Default::default)
+                .inflate(payload, limit, &mut out, check)?,
+        }
+        Ok(if text {
+            self.utf8.finish()?;
+            // SAFETY: every inflated byte went through `self.utf8` (`check`), which accepted
+            // them piece by piece and then as complete.
+            Event::Text(unsafe { String::from_utf8_unchecked(out) })
+        } else {
+            Event::Binary(out)
+        })
     }
 }
 
@@ -568,6 +637,81 @@ mod tests {
         assert!(
             matches!(last, Event::Fragment { first: false, fin: true, ref payload, .. } if payload == b"cd")
         );
+    }
+
+    fn compressed_frames(msg: &[u8], op: OpCode, pieces: usize) -> Vec<u8> {
+        let mut c = Vec::new();
+        crate::wire::deflate::Deflater::new(6, 15).compress(msg, &mut c);
+        let chunk = c.len().div_ceil(pieces).max(1);
+        let mut out = Vec::new();
+        let parts: Vec<&[u8]> = c.chunks(chunk).collect();
+        for (i, part) in parts.iter().enumerate() {
+            let mask = [i as u8, 2, 3, 4];
+            let opcode = if i == 0 { op } else { OpCode::Continuation };
+            let mut f = Vec::new();
+            encode_header(&mut f, opcode, i + 1 == parts.len(), i == 0, Some(mask), part.len());
+            let start = f.len();
+            f.extend_from_slice(part);
+            apply_mask(&mut f[start..], mask, 0);
+            out.extend(f);
+        }
+        out
+    }
+
+    fn decode_all(d: &mut Decoder, bytes: &[u8]) -> Result<Vec<Event>, WireError> {
+        let mut input = bytes;
+        let mut events = Vec::new();
+        while let Some(e) = d.decode(&mut input)? {
+            events.push(e);
+        }
+        Ok(events)
+    }
+
+    #[test]
+    fn compressed_messages_inflate_fragmented_and_whole() {
+        let text = "héllo, compressed world ".repeat(50);
+        for mode in [Inflate::PerMessage, Inflate::Context] {
+            let mut d = Decoder::new(Role::Server, LIMITS).inflate(mode);
+            let mut s = compressed_frames(text.as_bytes(), OpCode::Text, 3);
+            s.extend(compressed_frames(&[1, 2, 3], OpCode::Binary, 1));
+            assert_eq!(
+                decode_all(&mut d, &s).unwrap(),
+                vec![Event::Text(text.clone()), Event::Binary(vec![1, 2, 3])]
+            );
+        }
+        // without a negotiated extension, RSV1 is a protocol error
+        let s = compressed_frames(b"x", OpCode::Text, 1);
+        assert!(matches!(
+            decode_all(&mut Decoder::new(Role::Server, LIMITS), &s),
+            Err(WireError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn compressed_limits_count_inflated_bytes_and_utf8_is_checked() {
+        let mut d = Decoder::new(Role::Server, LIMITS).inflate(Inflate::PerMessage);
+        let s = compressed_frames(&vec![b'a'; 100_000], OpCode::Text, 1);
+        assert!(s.len() < 1000);
+        assert!(matches!(
+            decode_all(&mut d, &s),
+            Err(WireError::TooBig { limit: 65536, .. })
+        ));
+        let mut d = Decoder::new(Role::Server, LIMITS).inflate(Inflate::PerMessage);
+        let s = compressed_frames(b"ok \xff not utf-8", OpCode::Text, 2);
+        assert_eq!(decode_all(&mut d, &s), Err(WireError::InvalidUtf8));
+        // RSV1 on a continuation frame
+        let m = [1, 1, 1, 1];
+        let mut s = frame(OpCode::Text, false, b"a", m);
+        let mut cont = frame(OpCode::Continuation, true, b"b", m);
+        cont[0] |= 0x40;
+        s.extend(cont);
+        let mut d = Decoder::new(Role::Server, LIMITS).inflate(Inflate::PerMessage);
+        assert!(matches!(decode_all(&mut d, &s), Err(WireError::Protocol(_))));
+        // RSV1 on a control frame
+        let mut ping = frame(OpCode::Ping, true, b"p", m);
+        ping[0] |= 0x40;
+        let mut d = Decoder::new(Role::Server, LIMITS).inflate(Inflate::PerMessage);
+        assert!(matches!(decode_all(&mut d, &ping), Err(WireError::Protocol(_))));
     }
 
     fn arb_frame() -> impl Strategy<Value = Vec<u8>> {

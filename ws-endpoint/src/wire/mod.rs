@@ -9,10 +9,11 @@
 
 pub mod close;
 mod decode;
+pub mod deflate;
 mod frame;
 mod utf8;
 
-pub use decode::{Assembly, Decoder, Event, Limits, Role};
+pub use decode::{Assembly, Decoder, Event, Inflate, Limits, Role};
 pub use frame::{apply_mask, encode_header, Header, OpCode, MAX_HEADER};
 pub use utf8::Utf8Validator;
 
@@ -30,6 +31,8 @@ pub enum WireError {
     },
     /// Text that is not UTF-8.
     InvalidUtf8,
+    /// A compressed message (RSV1) that is not a valid deflate stream.
+    BadCompressed,
     /// A close frame whose reason is not UTF-8.
     InvalidCloseReason,
     /// A data message of a kind the endpoint takes no messages of.
@@ -45,7 +48,9 @@ impl WireError {
     pub fn close_code(&self) -> u16 {
         match self {
             WireError::TooBig { .. } => close::TOO_BIG,
-            WireError::InvalidUtf8 | WireError::InvalidCloseReason => close::INVALID_PAYLOAD,
+            WireError::InvalidUtf8 | WireError::InvalidCloseReason | WireError::BadCompressed => {
+                close::INVALID_PAYLOAD
+            }
             WireError::Unsupported(_) => close::UNSUPPORTED,
             WireError::Protocol(_) | WireError::BadCloseCode(_) => close::PROTOCOL,
         }
@@ -61,6 +66,9 @@ impl std::fmt::Display for WireError {
             ),
             WireError::InvalidUtf8 => f.write_str("text message is not valid UTF-8"),
             WireError::InvalidCloseReason => f.write_str("close reason is not valid UTF-8"),
+            WireError::BadCompressed => {
+                f.write_str("compressed message is not a valid deflate stream")
+            }
             WireError::Unsupported(kind) => {
                 write!(f, "this endpoint does not accept {kind} messages")
             }
