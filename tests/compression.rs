@@ -369,11 +369,18 @@ async fn python_websockets_interop() {
     assert_eq!(r["echoed"], 6);
     // ... and one that asks for a small server window.
     let r = python_client(s.url("/keep"), &["--server-max-window-bits", "9"]).await;
-    assert_eq!(r["extensions"], "permessage-deflate; server_max_window_bits=9");
+    assert_eq!(
+        r["extensions"],
+        "permessage-deflate; server_max_window_bits=9"
+    );
     assert_eq!(r["echoed"], 6);
     let r = python_client(
         s.url("/echo"),
-        &["--client-no-context-takeover", "--server-max-window-bits", "8"],
+        &[
+            "--client-no-context-takeover",
+            "--server-max-window-bits",
+            "8",
+        ],
     )
     .await;
     assert_eq!(

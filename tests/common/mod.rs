@@ -314,7 +314,12 @@ impl Raw {
         Self::handshake_with(stream, addr, path, "").await
     }
 
-    async fn handshake_with(mut stream: TcpStream, addr: SocketAddr, path: &str, extra: &str) -> Raw {
+    async fn handshake_with(
+        mut stream: TcpStream,
+        addr: SocketAddr,
+        path: &str,
+        extra: &str,
+    ) -> Raw {
         stream
             .write_all(upgrade_request(addr, path, extra).as_bytes())
             .await

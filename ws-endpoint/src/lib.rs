@@ -95,8 +95,9 @@ pub mod __private_0_1;
 pub use crate::{
     close::{CloseCode, CloseReason},
     config::{
-        Compression, EndpointConfig, Rate, SlowConsumer, DEFAULT_MAX_BUFFERED, DEFAULT_MAX_MESSAGE_SIZE,
-        DEFAULT_PING_INTERVAL, DEFAULT_PONG_TIMEOUT, DEFAULT_SEND_TIMEOUT,
+        Compression, EndpointConfig, Rate, SlowConsumer, DEFAULT_MAX_BUFFERED,
+        DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_PING_INTERVAL, DEFAULT_PONG_TIMEOUT,
+        DEFAULT_SEND_TIMEOUT,
     },
     error::{EndpointError, MessageKind, SendError},
     handshake::Handshake,

@@ -462,8 +462,9 @@ fn compress_in_context(
     let Some(d) = agreed else {
         return frame.plain();
     };
-    let deflater = deflater
-        .get_or_insert_with(|| Box::new(crate::wire::deflate::Deflater::new(d.level, d.window_bits)));
+    let deflater = deflater.get_or_insert_with(|| {
+        Box::new(crate::wire::deflate::Deflater::new(d.level, d.window_bits))
+    });
     let mut out = Vec::with_capacity(frame.payload.len() / 2 + 16);
     deflater.compress(&frame.payload, &mut out);
     frame.payload = Bytes::from(out);
@@ -692,6 +693,77 @@ mod tests {
         assert_eq!(out.buffered(), 200_000 + 10);
         out.abort(); // the body is not polled again (a stalled peer)
         assert_eq!(out.buffered(), 0);
+    }
+
+    fn agreement(level: u32, context_takeover: bool) -> Option<SendDeflate> {
+        Some(SendDeflate {
+            level,
+            window_bits: 15,
+            min_size: 64,
+            context_takeover,
+        })
+    }
+
+    #[test]
+    fn a_broadcast_is_compressed_once_per_agreement() {
+        let doc = Bytes::from("{\"event\":\"tick\",\"value\":42} ".repeat(100));
+        let same: Vec<Outbound> = (0..3)
+            .map(|_| Outbound::new(1 << 20, agreement(6, false)))
+            .collect();
+        let other = Outbound::new(1 << 20, agreement(1, false));
+        let keep = Outbound::new(1 << 20, agreement(6, true));
+        let plain = Outbound::new(1 << 20, None);
+        let mut shared = Shared::new(OutFrame::new(OpCode::Text, doc.clone()));
+        let frames: Vec<OutFrame> = same.iter().map(|o| shared.for_queue(o)).collect();
+        // one compression, the same bytes for all three
+        assert!(frames.iter().all(|f| f.deflate == Deflate::Done));
+        assert!(frames[0].payload.len() * 5 < doc.len());
+        assert!(frames
+            .iter()
+            .all(|f| f.payload.as_ptr() == frames[0].payload.as_ptr()));
+        // another level: compressed again, separately
+        let f = shared.for_queue(&other);
+        assert_eq!(f.deflate, Deflate::Done);
+        assert_ne!(f.payload.as_ptr(), frames[0].payload.as_ptr());
+        assert_eq!(shared.compressed.len(), 2);
+        // context takeover: left to that session's writer; no agreement: the payload as it is
+        assert_eq!(shared.for_queue(&keep).deflate, Deflate::Auto);
+        let p = shared.for_queue(&plain);
+        assert_eq!(p.payload.as_ptr(), doc.as_ptr());
+        // pushed, the plain one goes out with RSV1 clear and the takeover one compressed
+        for (model, rsv1) in [(&plain, false), (&keep, true)] {
+            let out = Arc::new(Outbound::new(1 << 20, model.deflate));
+            let body = Body::new(out.clone());
+            let mut body = pin!(body);
+            out.push(shared.for_queue(&out)).ok().unwrap();
+            let Poll::Ready(Some(Ok(bytes))) = poll(&mut body) else {
+                panic!()
+            };
+            assert_eq!(bytes[0] & 0x40 != 0, rsv1);
+        }
+    }
+
+    #[test]
+    fn small_and_control_frames_are_never_compressed() {
+        let out = Arc::new(Outbound::new(1 << 20, agreement(6, false)));
+        let body = Body::new(out.clone());
+        let mut body = pin!(body);
+        out.push(text(10)).ok().unwrap();
+        out.push(OutFrame::new(OpCode::Ping, Bytes::from(vec![b'a'; 125])))
+            .ok()
+            .unwrap();
+        out.push(text(1000).plain()).ok().unwrap();
+        out.push(text(1000)).ok().unwrap();
+        let Poll::Ready(Some(Ok(batch))) = poll(&mut body) else {
+            panic!()
+        };
+        // text(10) plain, ping plain, text(1000) plain on request, text(1000) compressed
+        assert_eq!(batch[0], 0x81);
+        assert_eq!(batch[12], 0x89);
+        assert_eq!(batch[12 + 127], 0x81);
+        let last = 12 + 127 + 4 + 1000;
+        assert_eq!(batch[last], 0xC1);
+        assert!(batch.len() - last < 40);
     }
 
     #[test]

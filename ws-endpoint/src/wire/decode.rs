@@ -649,7 +649,14 @@ mod tests {
             let mask = [i as u8, 2, 3, 4];
             let opcode = if i == 0 { op } else { OpCode::Continuation };
             let mut f = Vec::new();
-            encode_header(&mut f, opcode, i + 1 == parts.len(), i == 0, Some(mask), part.len());
+            encode_header(
+                &mut f,
+                opcode,
+                i + 1 == parts.len(),
+                i == 0,
+                Some(mask),
+                part.len(),
+            );
             let start = f.len();
             f.extend_from_slice(part);
             apply_mask(&mut f[start..], mask, 0);
@@ -706,12 +713,18 @@ mod tests {
         cont[0] |= 0x40;
         s.extend(cont);
         let mut d = Decoder::new(Role::Server, LIMITS).inflate(Inflate::PerMessage);
-        assert!(matches!(decode_all(&mut d, &s), Err(WireError::Protocol(_))));
+        assert!(matches!(
+            decode_all(&mut d, &s),
+            Err(WireError::Protocol(_))
+        ));
         // RSV1 on a control frame
         let mut ping = frame(OpCode::Ping, true, b"p", m);
         ping[0] |= 0x40;
         let mut d = Decoder::new(Role::Server, LIMITS).inflate(Inflate::PerMessage);
-        assert!(matches!(decode_all(&mut d, &ping), Err(WireError::Protocol(_))));
+        assert!(matches!(
+            decode_all(&mut d, &ping),
+            Err(WireError::Protocol(_))
+        ));
     }
 
     fn arb_frame() -> impl Strategy<Value = Vec<u8>> {

@@ -235,12 +235,7 @@ fn split_outside_quotes(s: &str, sep: u8) -> Option<Vec<&str>> {
     }
     parts.push(&s[start..]);
     // Empty list elements (`a, , b`) are allowed by the list syntax and ignored.
-    Some(
-        parts
-            .into_iter()
-            .filter(|p| !p.trim().is_empty())
-            .collect(),
-    )
+    Some(parts.into_iter().filter(|p| !p.trim().is_empty()).collect())
 }
 
 /// A compressor for one window size and level: zlib-rs for 9 to 15 bits, miniz_oxide's
@@ -496,8 +491,10 @@ mod tests {
     #[test]
     fn all_four_parameters() {
         let a = negotiate(
-            ["permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
-              server_max_window_bits=10; client_max_window_bits=\"12\""],
+            [
+                "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
+              server_max_window_bits=10; client_max_window_bits=\"12\"",
+            ],
             TAKEOVER,
         )
         .unwrap();
@@ -521,7 +518,10 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!(a.response(), "permessage-deflate; server_max_window_bits=11");
+        assert_eq!(
+            a.response(),
+            "permessage-deflate; server_max_window_bits=11"
+        );
     }
 
     #[test]
@@ -558,7 +558,9 @@ mod tests {
         let mut c = Vec::new();
         deflater.compress(msg, &mut c);
         let mut out = Vec::new();
-        inflater.inflate(&c, usize::MAX, &mut out, |_| Ok(())).unwrap();
+        inflater
+            .inflate(&c, usize::MAX, &mut out, |_| Ok(()))
+            .unwrap();
         assert_eq!(out, msg);
         c.len()
     }
@@ -566,7 +568,9 @@ mod tests {
     #[test]
     fn compress_inflate_every_window() {
         let text = br#"{"type":"message","room":"lobby","nick":"ada","text":"hello hello hello"}"#;
-        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8 ^ (i / 7) as u8).collect();
+        let big: Vec<u8> = (0..200_000u32)
+            .map(|i| (i % 251) as u8 ^ (i / 7) as u8)
+            .collect();
         for bits in 8..=15 {
             let mut d = Deflater::new(6, bits);
             let mut i = Inflater::default();
@@ -605,7 +609,11 @@ mod tests {
         let mut out = Vec::new();
         let err = inflate_shared(&c, limit, &mut out, |_| Ok(())).unwrap_err();
         assert!(matches!(err, WireError::TooBig { limit: l, .. } if l == limit));
-        assert!(out.capacity() <= limit + INFLATE_STEP + 1, "{}", out.capacity());
+        assert!(
+            out.capacity() <= limit + INFLATE_STEP + 1,
+            "{}",
+            out.capacity()
+        );
     }
 
     #[test]
