@@ -48,7 +48,10 @@ pub fn endpoint(ep: &Endpoint) -> Errors {
             }
         }
         if let Some(bits) = &keys.max_window_bits {
-            if !bits.base10_parse::<u8>().is_ok_and(|b| (9..=15).contains(&b)) {
+            if !bits
+                .base10_parse::<u8>()
+                .is_ok_and(|b| (9..=15).contains(&b))
+            {
                 errors.push(syn::Error::new(
                     bits.span(),
                     "max_window_bits is 9 to 15 (a 2^N-byte window; 15 is zlib's default)",
