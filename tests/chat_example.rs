@@ -404,3 +404,62 @@ async fn metrics_are_served_in_the_prometheus_format_after_traffic() {
     assert!(value("ws_endpoint_handler_seconds_count", ep) >= 3.0);
     srv.stop().await;
 }
+
+/// What a browser does: it offers permessage-deflate (Chromium's offer, byte for byte), and the
+/// chat answers it; the room's events then arrive compressed (RSV1) and inflate to the JSON a
+/// page parses.
+#[tokio::test]
+async fn a_browser_s_deflate_offer_is_accepted_and_events_arrive_compressed() {
+    let _serial = SERIAL.lock().await;
+    let srv = start_chat();
+    let offer = format!(
+        "Origin: http://{}\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n",
+        srv.addr
+    );
+    let mut raw = Raw::connect_with(srv.addr, "/chat/deflate?nick=ada", &offer).await;
+    assert!(
+        raw.head
+            .to_ascii_lowercase()
+            .contains("sec-websocket-extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover"),
+        "{}",
+        raw.head
+    );
+    let mut inflate = |payload: &[u8]| -> Value {
+        let mut out = Vec::new();
+        ws_endpoint::wire::deflate::inflate_shared(payload, 1 << 20, &mut out, |_| Ok(()))
+            .unwrap();
+        serde_json::from_slice(&out).unwrap()
+    };
+    let RawFrame::Frame { payload, .. } = raw.read_frame().await else {
+        panic!("no welcome")
+    };
+    let welcome = if raw.last_rsv1 {
+        inflate(&payload)
+    } else {
+        serde_json::from_slice(&payload).unwrap()
+    };
+    assert_eq!(welcome["kind"], "welcome", "{welcome}");
+    // A long line (the client sends it uncompressed: RSV1 is per message) comes back to the
+    // room compressed, and much smaller than it is.
+    let line = "the quick brown fox jumps over the lazy dog; ".repeat(20);
+    raw.send_frame(0x81, json!({ "text": line }).to_string().as_bytes())
+        .await;
+    loop {
+        let RawFrame::Frame { payload, .. } = raw.read_frame().await else {
+            panic!("connection ended")
+        };
+        if !raw.last_rsv1 {
+            continue; // a short event (under 64 bytes) goes uncompressed
+        }
+        let event = inflate(&payload);
+        if event["kind"] == "message" {
+            assert_eq!(event["text"], line.trim_end());
+            assert!(
+                payload.len() * 3 < line.len(),
+                "{} bytes on the wire",
+                payload.len()
+            );
+            break;
+        }
+    }
+}
