@@ -260,7 +260,7 @@ fn deliver(targets: &[Session], frame: &OutFrame) -> Delivery {
     // Compressed once per set of permessage-deflate parameters, not once per session.
     let mut shared = Shared::new(frame.clone());
     for session in targets {
-        match session.offer(shared.for_queue(&session.inner.out)) {
+        match session.offer(shared.for_queue(&session.inner.out), frame.payload.len()) {
             Ok(()) => delivery.sent += 1,
             Err(Refused::Closed) => delivery.closed += 1,
             Err(Refused::Full(_)) => match session.inner.slow_consumer {

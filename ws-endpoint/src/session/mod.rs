@@ -379,12 +379,13 @@ impl Session {
             .and_then(|v| v.downcast_mut::<T>()))
     }
 
-    /// Offers a frame to the outbound queue without waiting (broadcasts).
-    pub(crate) fn offer(&self, frame: OutFrame) -> Result<(), Refused> {
+    /// Offers a frame to the outbound queue without waiting (broadcasts). `len` is the
+    /// message's own size (the metrics count it, compressed or not).
+    pub(crate) fn offer(&self, frame: OutFrame, len: usize) -> Result<(), Refused> {
         if !self.is_open() {
             return Err(Refused::Closed);
         }
-        let (opcode, len) = (frame.opcode, frame.payload.len());
+        let opcode = frame.opcode;
         self.inner.out.push(frame)?;
         self.inner.metrics.sent(opcode, len);
         self.touch();
@@ -478,7 +479,8 @@ impl Session {
     /// ```
     pub fn try_send<T: Sendable>(&self, value: T) -> Result<(), SendError> {
         let frame = OutFrame::message(value.into_message()?);
-        match self.offer(frame) {
+        let len = frame.payload.len();
+        match self.offer(frame, len) {
             Ok(()) => Ok(()),
             Err(Refused::Closed) => Err(SendError::Closed),
             Err(Refused::Full(_)) => Err(SendError::Full),
