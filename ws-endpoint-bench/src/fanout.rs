@@ -15,6 +15,13 @@
 //! until every one of them has joined the room, then fires `warmup + fires` times through the
 //! first server's `/control` and times each fire from the moment its `fire` command is written
 //! until each listener has read the payload, on one current-thread runtime.
+//!
+//! The compressed fan-out ([`Listeners::Json`]): `fire-json SEQ` sends the ~1 KiB JSON chat
+//! message of [`corpus::fanout_message`] instead (compressed for sessions that agreed to
+//! permessage-deflate; the server compresses a broadcast once per agreement), to listeners of
+//! [`deflate_client`] that offer the extension or not. They read and count frames without
+//! inflating them (a listener's n-th message is fire n); one listener inflates its first
+//! message to check it.
 
 use std::{
     cell::{Cell, RefCell},
@@ -28,8 +35,12 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::{sync::oneshot, task::JoinHandle, time::timeout};
 use tokio_tungstenite::tungstenite::Message;
 
+use ws_endpoint::wire::Event;
+
 use crate::{
     client::{self, Ws},
+    corpus,
+    deflate_client::{self, Conn, ConnectOptions},
     sys,
 };
 
@@ -95,13 +106,19 @@ fn command(msg: &str) -> String {
     if msg == "members" {
         return format!("members {}", Fan::hub().room_members(ROOM).len());
     }
-    let Some(seq) = msg
+    let (seq, text) = if let Some(seq) = msg
         .strip_prefix("fire ")
         .and_then(|s| s.parse::<u64>().ok())
-    else {
+    {
+        (seq, payload(seq))
+    } else if let Some(seq) = msg
+        .strip_prefix("fire-json ")
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        (seq, corpus::fanout_message(seq))
+    } else {
         return format!("error: unknown command `{msg}`");
     };
-    let text = payload(seq);
     let t0 = Instant::now();
     match Fan::hub().to_room(ROOM, text) {
         Ok(d) => format!(
@@ -144,11 +161,26 @@ pub fn serve(addr: &str, redis: Option<&str>) -> io::Result<()> {
     })
 }
 
+/// Which listeners, and what is fired at them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listeners {
+    /// tokio-tungstenite listeners; the [`PAYLOAD_SIZE`]-byte text of `fire SEQ`.
+    Tungstenite,
+    /// [`deflate_client`] listeners, offering permessage-deflate if `deflate`; the ~1 KiB JSON
+    /// of `fire-json SEQ`.
+    Json {
+        /// Offer permessage-deflate (and require it agreed).
+        deflate: bool,
+    },
+}
+
 /// One fan-out measurement.
 #[derive(Debug, Clone)]
 pub struct FanoutSpec {
     /// Listeners in all.
     pub sessions: usize,
+    /// Which listeners, and the message fired.
+    pub listeners: Listeners,
     /// The servers: listeners are split evenly between them; the first one is fired on.
     pub servers: Vec<SocketAddr>,
     /// Processes whose CPU time counts as the server side (the servers, and Redis).
@@ -188,6 +220,11 @@ pub struct Fire {
     /// User CPU time of the server processes during the fire, in clock ticks (coarse: sum it
     /// over fires).
     pub server_user: Duration,
+    /// Bytes the listeners read during the fire (frame headers included); 0 for
+    /// [`Listeners::Tungstenite`], which are not counted.
+    pub bytes: u64,
+    /// Deliveries that came compressed (RSV1); 0 for [`Listeners::Tungstenite`].
+    pub compressed: usize,
 }
 
 /// What [`run`] measured.
@@ -203,6 +240,9 @@ pub struct FanoutOutcome {
     pub fires: Vec<Fire>,
     /// Listeners that failed (to connect, or later), with the first errors.
     pub errors: Vec<String>,
+    /// [`Listeners::Json`] with deflate: whether the one listener that inflated its first
+    /// message found it right (`None`: not checked).
+    pub inflated_check: Option<Result<(), String>>,
 }
 
 /// State the listener tasks share with the firing task (one thread: plain cells).
@@ -212,6 +252,22 @@ struct Shared {
     arrivals: RefCell<Vec<Instant>>,
     done: RefCell<Option<oneshot::Sender<()>>>,
     errors: RefCell<Vec<String>>,
+    /// [`Listeners::Json`]: bytes read and compressed deliveries in the current fire.
+    bytes: Cell<u64>,
+    compressed: Cell<usize>,
+    inflated_check: RefCell<Option<Result<(), String>>>,
+}
+
+impl Shared {
+    fn arrived(&self, now: Instant) {
+        let mut arrivals = self.arrivals.borrow_mut();
+        arrivals.push(now);
+        if arrivals.len() == self.expected.get() {
+            if let Some(done) = self.done.borrow_mut().take() {
+                let _ = done.send(());
+            }
+        }
+    }
 }
 
 async fn listener(mut ws: Ws, shared: Rc<Shared>) {
@@ -221,13 +277,7 @@ async fn listener(mut ws: Ws, shared: Rc<Shared>) {
         let error = match item {
             Some(Ok(Message::Text(text))) => {
                 if parse_seq(&text) == Some(shared.seq.get()) {
-                    let mut arrivals = shared.arrivals.borrow_mut();
-                    arrivals.push(now);
-                    if arrivals.len() == shared.expected.get() {
-                        if let Some(done) = shared.done.borrow_mut().take() {
-                            let _ = done.send(());
-                        }
-                    }
+                    shared.arrived(now);
                 }
                 continue;
             }
@@ -238,6 +288,72 @@ async fn listener(mut ws: Ws, shared: Rc<Shared>) {
         };
         shared.errors.borrow_mut().push(error);
         return;
+    }
+}
+
+/// A [`Listeners::Json`] listener: counts the data messages it reads (its n-th is fire n),
+/// checks the sequence number of those that come uncompressed, and, if `check`, inflates its
+/// first compressed one and compares it with what was fired.
+async fn json_listener(mut conn: Conn, shared: Rc<Shared>, deflate: bool, check: bool) {
+    let mut count = 0u64;
+    let mut events = Vec::new();
+    let mut scratch = Vec::new();
+    loop {
+        let before = conn.bytes_read;
+        if let Err(e) = conn.read_events(&mut events).await {
+            shared.errors.borrow_mut().push(e);
+            return;
+        }
+        let now = Instant::now();
+        shared
+            .bytes
+            .set(shared.bytes.get() + (conn.bytes_read - before));
+        for event in events.drain(..) {
+            let error = match event {
+                Event::Text(text) => {
+                    count += 1;
+                    match corpus::fanout_seq(text.as_bytes()) {
+                        Some(seq) if seq == count && !deflate => None,
+                        Some(_) if deflate => Some("an uncompressed delivery".to_owned()),
+                        _ => Some(format!("message {count} is not fire {count}")),
+                    }
+                }
+                Event::Compressed { payload, .. } => {
+                    count += 1;
+                    shared.compressed.set(shared.compressed.get() + 1);
+                    if check && shared.inflated_check.borrow().is_none() {
+                        scratch.clear();
+                        let expected = corpus::fanout_message(count);
+                        let result = conn.inflate(&payload, &mut scratch).and_then(|()| {
+                            if scratch == expected.as_bytes() {
+                                Ok(())
+                            } else {
+                                Err(format!(
+                                    "fire {count} inflated to {} bytes that differ from the {} fired",
+                                    scratch.len(),
+                                    expected.len()
+                                ))
+                            }
+                        });
+                        *shared.inflated_check.borrow_mut() = Some(result);
+                    }
+                    if deflate {
+                        None
+                    } else {
+                        Some("a compressed delivery, never agreed".to_owned())
+                    }
+                }
+                Event::Close(frame) => Some(format!("server closed: {frame:?}")),
+                _ => continue,
+            };
+            if let Some(e) = error {
+                shared.errors.borrow_mut().push(e);
+                return;
+            }
+            if count == shared.seq.get() {
+                shared.arrived(now);
+            }
+        }
     }
 }
 
@@ -286,17 +402,46 @@ pub async fn run(spec: &FanoutSpec) -> Result<FanoutOutcome, String> {
     }
     let t0 = Instant::now();
     let mut listeners = Vec::with_capacity(spec.sessions);
+    let mut json_listeners = Vec::new();
     let mut errors = Vec::new();
     let mut per_server = Vec::new();
     for (i, &addr) in spec.servers.iter().enumerate() {
         let share = spec.sessions / spec.servers.len()
             + usize::from(i < spec.sessions % spec.servers.len());
-        let (open, failed) =
-            client::connect_many_to(addr, "/fan", share, 100, None, Some(LISTENER_READ_BUFFER))
+        match spec.listeners {
+            Listeners::Tungstenite => {
+                let (open, failed) = client::connect_many_to(
+                    addr,
+                    "/fan",
+                    share,
+                    100,
+                    None,
+                    Some(LISTENER_READ_BUFFER),
+                )
                 .await;
-        per_server.push(open.len());
-        listeners.extend(open);
-        errors.extend(failed);
+                per_server.push(open.len());
+                listeners.extend(open);
+                errors.extend(failed);
+            }
+            Listeners::Json { deflate } => {
+                let opts = ConnectOptions {
+                    read_chunk: LISTENER_READ_BUFFER,
+                    ..ConnectOptions::new(deflate)
+                };
+                let (open, failed) =
+                    deflate_client::connect_many(addr, "/fan", share, 100, opts).await;
+                if let Some(conn) = open.iter().find(|c| c.agreement().is_some() != deflate) {
+                    return Err(format!(
+                        "a listener {} permessage-deflate, answered `{}`",
+                        if deflate { "offering" } else { "not offering" },
+                        conn.response()
+                    ));
+                }
+                per_server.push(open.len());
+                json_listeners.extend(open);
+                errors.extend(failed);
+            }
+        }
     }
     let mut controls = Vec::new();
     for &addr in &spec.servers {
@@ -323,7 +468,7 @@ pub async fn run(spec: &FanoutSpec) -> Result<FanoutOutcome, String> {
         }
     }
     let connect_secs = t0.elapsed().as_secs_f64();
-    let opened = listeners.len();
+    let opened = listeners.len() + json_listeners.len();
     if opened == 0 {
         return Err(format!("no listener opened: {errors:?}"));
     }
@@ -334,11 +479,22 @@ pub async fn run(spec: &FanoutSpec) -> Result<FanoutOutcome, String> {
         arrivals: RefCell::new(Vec::with_capacity(opened)),
         done: RefCell::new(None),
         errors: RefCell::new(Vec::new()),
+        bytes: Cell::new(0),
+        compressed: Cell::new(0),
+        inflated_check: RefCell::new(None),
     });
+    let deflate = spec.listeners == Listeners::Json { deflate: true };
     let tasks: Vec<JoinHandle<()>> = listeners
         .into_iter()
         .map(|ws| tokio::task::spawn_local(listener(ws, shared.clone())))
+        .chain(json_listeners.into_iter().enumerate().map(|(i, conn)| {
+            tokio::task::spawn_local(json_listener(conn, shared.clone(), deflate, i == 0))
+        }))
         .collect();
+    let fire_cmd = match spec.listeners {
+        Listeners::Tungstenite => "fire",
+        Listeners::Json { .. } => "fire-json",
+    };
     let me = std::process::id();
     let control = &mut controls[0];
     let mut fired = Vec::new();
@@ -348,6 +504,8 @@ pub async fn run(spec: &FanoutSpec) -> Result<FanoutOutcome, String> {
             let seq = i as u64 + 1;
             shared.seq.set(seq);
             shared.arrivals.borrow_mut().clear();
+            shared.bytes.set(0);
+            shared.compressed.set(0);
             let (done_tx, done_rx) = oneshot::channel();
             *shared.done.borrow_mut() = Some(done_tx);
             let (server0, client0) = (cpu_ns(&spec.server_pids), cpu_ns(&[me]));
@@ -355,7 +513,7 @@ pub async fn run(spec: &FanoutSpec) -> Result<FanoutOutcome, String> {
 
             let fire_at = Instant::now();
             control
-                .send(Message::text(format!("fire {seq}")))
+                .send(Message::text(format!("{fire_cmd} {seq}")))
                 .await
                 .map_err(|e| format!("control write: {e}"))?;
             let complete = timeout(spec.fire_timeout, done_rx).await.is_ok();
@@ -391,6 +549,8 @@ pub async fn run(spec: &FanoutSpec) -> Result<FanoutOutcome, String> {
                 server_cpu: Duration::from_nanos(server1.saturating_sub(server0)),
                 client_cpu: Duration::from_nanos(client1.saturating_sub(client0)),
                 server_user: Duration::from_secs_f64((user1 - user0).max(0.0)),
+                bytes: shared.bytes.get(),
+                compressed: shared.compressed.get(),
             });
             shared.seq.set(0);
             tokio::time::sleep(spec.pause).await;
@@ -407,12 +567,14 @@ pub async fn run(spec: &FanoutSpec) -> Result<FanoutOutcome, String> {
     result?;
     errors.extend(shared.errors.borrow().iter().cloned());
     let fires = fired.split_off(spec.warmup_fires.min(fired.len()));
+    let inflated_check = shared.inflated_check.borrow_mut().take();
     Ok(FanoutOutcome {
         opened,
         connect_secs,
         warmup: fired,
         fires,
         errors,
+        inflated_check,
     })
 }
 
@@ -444,23 +606,44 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let spec = FanoutSpec {
-            sessions: 50,
-            servers: vec![addr],
-            server_pids: vec![std::process::id()],
-            warmup_fires: 1,
-            fires: 2,
-            pause: Duration::from_millis(10),
-            fire_timeout: Duration::from_secs(5),
-        };
-        let outcome = tokio::task::LocalSet::new()
-            .block_on(&runtime, run(&spec))
-            .unwrap();
-        assert_eq!(outcome.opened, 50, "{:?}", outcome.errors);
-        assert_eq!(outcome.fires.len(), 2);
-        for fire in &outcome.fires {
-            assert_eq!((fire.received, fire.sent, fire.dropped), (50, 50, 0));
-            assert!(fire.last.is_some_and(|last| last >= fire.p50));
+        for listeners in [
+            Listeners::Tungstenite,
+            Listeners::Json { deflate: false },
+            Listeners::Json { deflate: true },
+        ] {
+            let spec = FanoutSpec {
+                sessions: 50,
+                listeners,
+                servers: vec![addr],
+                server_pids: vec![std::process::id()],
+                warmup_fires: 1,
+                fires: 2,
+                pause: Duration::from_millis(10),
+                fire_timeout: Duration::from_secs(5),
+            };
+            let outcome = tokio::task::LocalSet::new()
+                .block_on(&runtime, run(&spec))
+                .unwrap();
+            assert_eq!(outcome.opened, 50, "{:?}", outcome.errors);
+            assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+            assert_eq!(outcome.fires.len(), 2);
+            let deflate = listeners == Listeners::Json { deflate: true };
+            for fire in &outcome.fires {
+                assert_eq!((fire.received, fire.sent, fire.dropped), (50, 50, 0));
+                assert!(fire.last.is_some_and(|last| last >= fire.p50));
+                assert_eq!(fire.compressed, if deflate { 50 } else { 0 });
+            }
+            assert_eq!(outcome.inflated_check, deflate.then_some(Ok(())));
+            if let Listeners::Json { .. } = listeners {
+                let per = outcome.fires[0].bytes / 50;
+                let size = corpus::fanout_message(2).len() as u64;
+                if deflate {
+                    // One chat message compressed on its own: ~56 % of its size.
+                    assert!(per < size * 3 / 4, "{per} bytes per delivery of {size}");
+                } else {
+                    assert_eq!(per, size + 4, "a 2+2-byte header and the text");
+                }
+            }
         }
     }
 }

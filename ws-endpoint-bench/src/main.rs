@@ -9,14 +9,24 @@
 //! cargo run --release -p ws-endpoint-bench -- small-w1 flood --rounds 5
 //! cargo run --release -p ws-endpoint-bench -- flood-long --rounds 1   # 20 s flood
 //! cargo run --release -p ws-endpoint-bench -- fanout      # fan-out only (15 s to 1 min)
+//! cargo run --release -p ws-endpoint-bench -- compression # permessage-deflate: echo, idle, fan-out
+//! cargo run --release -p ws-endpoint-bench -- deflate idle-deflate --rounds 5
 //! cargo run --release -p ws-endpoint-bench -- serve actix-ws 127.0.0.1:9001
 //! cargo run --release -p ws-endpoint-bench -- serve fanout 127.0.0.1:9001 [REDIS_URL]
 //! cargo run --release -p ws-endpoint-bench -- hold 127.0.0.1:9001 1000 10
 //! ```
 //! Options: `--rounds N`, `--servers macro,actix-ws,tungstenite[,actix-ws-nagle]`,
-//! `--measure SECS`, `--flood SECS`, `--idle-conns N`, `--fanout-fires N`,
-//! `--fanout-sessions N,M`, `--no-wait`, `--macro-bin PATH` (serve "macro" with another build of
-//! the echo endpoint, e.g. `target/release/examples/echo`). See `BENCHMARKS.md`.
+//! `--variants plain,plain-msg,deflate,keep`, `--measure SECS`, `--flood SECS`, `--idle-conns N`,
+//! `--fanout-fires N`, `--fanout-sessions N,M`, `--no-wait`, `--macro-bin PATH` (serve "macro"
+//! with another build of the echo endpoint, e.g. `target/release/examples/echo`). See
+//! `BENCHMARKS.md`.
+//!
+//! The compression scenarios (`deflate-w1`, `deflate-w16`, `idle-deflate`, `fanout-deflate`) run
+//! against the `macro` server only; their columns are not servers but client variants
+//! ([`Variant`]): `plain` (no offer), `deflate` (a browser's offer, the default endpoint: no
+//! context takeover), `keep` (the same offer to `/keep`, `compression(context_takeover = true)`),
+//! and for `idle-deflate` also `plain-msg` (no offer, one message echoed), in alternating rounds
+//! with ratios to `plain`.
 
 use std::{
     net::{SocketAddr, TcpListener, TcpStream},
@@ -27,9 +37,13 @@ use std::{
 };
 
 use hdrhistogram::Histogram;
+use std::rc::Rc;
+
 use ws_endpoint_bench::{
     client::{self, EchoSpec, FloodSpec},
-    fanout::{self, FanoutOutcome, FanoutSpec},
+    corpus,
+    deflate_client::{self, Corpus, Variant},
+    fanout::{self, FanoutOutcome, FanoutSpec, Listeners},
     report::{self, Row},
     servers::{self, ServerKind},
     sys,
@@ -46,9 +60,21 @@ scenarios: small-w1 small-w16 16k 1m idle flood fanout   (all and quick run thes
            flood-long            the flood for 20 s: past ws-endpoint's 10 s send timeout
            fanout                one message to a room of 1,000 and 10,000 sessions, in one
                                  process and through Redis across two (needs redis-server)
+compression (permessage-deflate, against macro only; all and quick run these too):
+           deflate-w1 deflate-w16  a corpus of 50 JSON documents (200 B to 10 KiB) echoed,
+                                 1 / 16 in flight, 50 conns: plain, deflate, keep
+           deflate               both of the above
+           idle-deflate          --idle-conns connections that each exchange one compressed
+                                 ~1 KiB message, then idle: RSS per conn; plain, plain-msg,
+                                 deflate, keep
+           fanout-deflate        a ~1 KiB JSON message to a room of --fanout-sessions, listeners
+                                 that offer permessage-deflate and listeners that do not
+           compression           deflate-w1 deflate-w16 idle-deflate fanout-deflate
 options:   --rounds N            rounds of A B C (default 3; quick: 1)
            --servers a,b,c       servers to compare (default macro,actix-ws,tungstenite;
                                  also actix-ws-nagle: the baseline without TCP_NODELAY)
+           --variants a,b        compression variants to compare (default: all of plain,
+                                 plain-msg, deflate, keep that a scenario has)
            --fanout-fires N      measured fires per fan-out setup (default 5; quick: 3)
            --fanout-sessions N,M room sizes (default 1000,10000)
            --measure SECS        measured seconds per echo run (default 3; quick: 1.5)
@@ -200,6 +226,96 @@ impl Scenario {
     }
 }
 
+/// The compression scenarios: against the `macro` server, one column per client [`Variant`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CompScenario {
+    DeflateW1,
+    DeflateW16,
+    IdleDeflate,
+}
+
+/// Connections of the compressed echo (as in `small-w1` and `small-w16`).
+const DEFLATE_CONNS: usize = 50;
+
+impl CompScenario {
+    const ALL: [CompScenario; 3] = [
+        CompScenario::DeflateW1,
+        CompScenario::DeflateW16,
+        CompScenario::IdleDeflate,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            CompScenario::DeflateW1 => "deflate-w1",
+            CompScenario::DeflateW16 => "deflate-w16",
+            CompScenario::IdleDeflate => "idle-deflate",
+        }
+    }
+
+    /// Messages in flight per connection; `None`: the idle scenario.
+    fn window(self) -> Option<usize> {
+        match self {
+            CompScenario::DeflateW1 => Some(1),
+            CompScenario::DeflateW16 => Some(16),
+            CompScenario::IdleDeflate => None,
+        }
+    }
+
+    /// The variants this scenario compares (of those `--variants` allows), `plain` first.
+    fn variants(self, opts: &Options) -> Vec<Variant> {
+        Variant::ALL
+            .into_iter()
+            .filter(|&v| v != Variant::PlainMsg || self.window().is_none())
+            .filter(|v| opts.variants.contains(v))
+            .collect()
+    }
+
+    fn title(self, opts: &Options) -> String {
+        match self.window() {
+            Some(window) => format!(
+                "JSON corpus ({} docs, mean {:.0} B), W={window}, {DEFLATE_CONNS} conns",
+                corpus::DOCS,
+                opts.corpus.mean_size()
+            ),
+            None => format!(
+                "{} idle conns after one {} B message",
+                opts.idle_conns,
+                opts.corpus.docs[opts.corpus.nearest(1024)].len()
+            ),
+        }
+    }
+
+    fn metrics(self) -> &'static [(&'static str, usize)] {
+        match self.window() {
+            None => &[
+                ("conns open", 0),
+                ("RSS before, MiB", 1),
+                ("RSS with conns, MiB", 1),
+                ("**RSS per conn, KiB**", 2),
+                ("echoes compressed", 0),
+                ("connect + echo time, s", 2),
+                ("failed conns", 0),
+            ],
+            Some(_) => &[
+                ("**msgs/s**", 0),
+                ("**server CPU µs/msg**", 2),
+                ("**server user µs/msg**", 2),
+                ("server system µs/msg", 2),
+                ("**wire bytes/msg, client → server**", 0),
+                ("**wire bytes/msg, server → client**", 0),
+                ("echoes compressed, %", 0),
+                ("server CPU, %", 0),
+                ("load generator CPU, %", 0),
+                ("others' CPU, %", 0),
+                ("latency p50, µs", 0),
+                ("latency p99, µs", 0),
+                ("server RSS, MiB", 1),
+                ("failed conns", 0),
+            ],
+        }
+    }
+}
+
 const FLOOD_CONNS: usize = 50;
 
 /// How long the slow reader writes: past the 10 s `send_timeout` that drops it.
@@ -229,8 +345,16 @@ struct Options {
     idle_conns: usize,
     macro_bin: Option<PathBuf>,
     server_cpu: Option<usize>,
+    /// The compression scenarios.
+    comp: Vec<CompScenario>,
+    /// The client variants they compare.
+    variants: Vec<Variant>,
+    /// The JSON corpus they send.
+    corpus: Rc<Corpus>,
     /// Whether to measure the fan-out (issue 4).
     fanout: bool,
+    /// Whether to measure the compressed fan-out (1 KiB JSON, deflate or not).
+    fanout_deflate: bool,
     fanout_fires: usize,
     fanout_sessions: Vec<usize>,
     /// Total time the harness may wait for other processes to quiet down before runs.
@@ -250,7 +374,11 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         idle_conns: 5000,
         macro_bin: None,
         server_cpu: None,
+        comp: Vec::new(),
+        variants: Variant::ALL.to_vec(),
+        corpus: Rc::new(Corpus::new()),
         fanout: false,
+        fanout_deflate: false,
         fanout_fires: 5,
         fanout_sessions: vec![1000, 10_000],
         quiet_budget: Duration::from_secs(120),
@@ -269,16 +397,28 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                 .ok_or_else(|| format!("{name} needs a value"))
         };
         match arg.as_str() {
-            "all" => {
+            "all" | "quick" => {
+                quick |= arg == "quick";
                 opts.scenarios.extend(Scenario::ALL);
+                opts.comp.extend(CompScenario::ALL);
                 opts.fanout = true;
+                opts.fanout_deflate = true;
             }
             "flood-long" => opts.scenarios.push(Scenario::FloodLong),
             "fanout" => opts.fanout = true,
-            "quick" => {
-                quick = true;
-                opts.scenarios.extend(Scenario::ALL);
-                opts.fanout = true;
+            "fanout-deflate" => opts.fanout_deflate = true,
+            "deflate" => opts
+                .comp
+                .extend([CompScenario::DeflateW1, CompScenario::DeflateW16]),
+            "compression" => {
+                opts.comp.extend(CompScenario::ALL);
+                opts.fanout_deflate = true;
+            }
+            "--variants" => {
+                opts.variants = value(arg)?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?
             }
             "--fanout-fires" => {
                 fires = Some(
@@ -327,10 +467,15 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                     .map(str::parse)
                     .collect::<Result<_, _>>()?
             }
-            name => match Scenario::ALL.into_iter().find(|s| s.name() == name) {
-                Some(s) => opts.scenarios.push(s),
-                None => return Err(format!("unknown argument `{name}`")),
-            },
+            name => {
+                if let Some(s) = Scenario::ALL.into_iter().find(|s| s.name() == name) {
+                    opts.scenarios.push(s);
+                } else if let Some(c) = CompScenario::ALL.into_iter().find(|c| c.name() == name) {
+                    opts.comp.push(c);
+                } else {
+                    return Err(format!("unknown argument `{name}`"));
+                }
+            }
         }
     }
     if quick {
@@ -353,7 +498,15 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         opts.flood = f;
     }
     opts.scenarios.dedup();
-    if (opts.scenarios.is_empty() || opts.servers.is_empty()) && !opts.fanout {
+    let mut seen = Vec::new();
+    opts.comp.retain(|c| {
+        let new = !seen.contains(c);
+        seen.push(*c);
+        new
+    });
+    let echo = !opts.scenarios.is_empty() && !opts.servers.is_empty();
+    let comp = opts.comp.iter().any(|c| !c.variants(&opts).is_empty());
+    if !echo && !comp && !opts.fanout && !opts.fanout_deflate {
         return Err("nothing to run".to_owned());
     }
     Ok(opts)
@@ -613,6 +766,126 @@ fn run_one(
     result
 }
 
+/// Runs one compression scenario's variant against a fresh `macro` server; returns the metric
+/// values (see [`CompScenario::metrics`]) and a one-line summary.
+fn run_comp_one(
+    scenario: CompScenario,
+    variant: Variant,
+    opts: &Options,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(Vec<f64>, String), String> {
+    let server = Server::start(ServerKind::Macro, opts)?;
+    let (addr, pid) = (server.addr, server.pid);
+    let local = tokio::task::LocalSet::new();
+    let result = local.block_on(runtime, async {
+        if let Some(window) = scenario.window() {
+            let spec = deflate_client::EchoSpec {
+                conns: DEFLATE_CONNS,
+                window,
+                variant,
+                warmup: opts.warmup,
+                measure: opts.measure,
+            };
+            let o = deflate_client::echo(addr, pid, spec, opts.corpus.clone()).await?;
+            let us = 1e3;
+            let values = vec![
+                o.msgs_per_s,
+                o.cpu_us_per_msg,
+                o.user_us_per_msg,
+                o.system_us_per_msg,
+                o.bytes_out_per_msg,
+                o.bytes_in_per_msg,
+                o.compressed_pct,
+                o.cpu.server_pct,
+                o.cpu.client_pct,
+                o.cpu.others_pct,
+                quantile(&o.latency, 0.5, us),
+                quantile(&o.latency, 0.99, us),
+                mib(o.rss_kib),
+                o.errors.len() as f64,
+            ];
+            let mut line = format!(
+                "{} msgs/s, {:.2} µs CPU/msg (user {:.2}, sys {:.2}), wire B/msg out {:.0} in {:.0}, {:.0} % compressed, CPU % server {:.0} client {:.0} others {:.0}, p50 {:.0} µs",
+                report::number(values[0], 0),
+                values[1],
+                values[2],
+                values[3],
+                values[4],
+                values[5],
+                values[6],
+                values[7],
+                values[8],
+                values[9],
+                values[10]
+            );
+            if let Some(e) = o.errors.first() {
+                line += &format!(", {} failed conns (first: {e})", o.errors.len());
+            }
+            Ok((values, line))
+        } else {
+            let o = deflate_client::idle(
+                addr,
+                pid,
+                opts.idle_conns,
+                100,
+                variant,
+                Duration::from_secs(1),
+            )
+            .await?;
+            let i = &o.idle;
+            let values = vec![
+                i.opened as f64,
+                mib(i.rss_before_kib),
+                mib(i.rss_with_kib),
+                i.kib_per_conn(),
+                o.compressed as f64,
+                i.connect_secs,
+                i.errors.len() as f64,
+            ];
+            let mut line = format!(
+                "{} conns in {:.2} s ({} echoes compressed), RSS {:.1} -> {:.1} MiB, {:.2} KiB/conn",
+                i.opened, i.connect_secs, o.compressed, values[1], values[2], values[3]
+            );
+            if let Some(e) = i.errors.first() {
+                line += &format!(", {} failed (first: {e})", i.errors.len());
+            }
+            Ok((values, line))
+        }
+    });
+    drop(server);
+    result
+}
+
+/// Runs `run` until it is not disturbed by other processes (its `others'` metric at `others`
+/// above [`DISTURBED_PCT`]) or the retries are used up, after waiting for quiet. Returns when
+/// the kept run started, and its result.
+fn run_measured(
+    opts: &mut Options,
+    label: &str,
+    others: Option<usize>,
+    mut run: impl FnMut(&Options) -> Result<(Vec<f64>, String), String>,
+) -> (Instant, Result<(Vec<f64>, String), String>) {
+    loop {
+        let waited = wait_quiet(&mut opts.quiet_budget);
+        if waited >= 1.0 {
+            eprintln!("(waited {waited:.0} s for other processes to quiet down)");
+        }
+        let t0 = Instant::now();
+        let result = run(opts);
+        let disturbed = match (&result, others) {
+            (Ok((v, _)), Some(i)) => Some(v[i]).filter(|&o| o > DISTURBED_PCT),
+            _ => None,
+        };
+        match disturbed {
+            Some(pct) if opts.retries > 0 => {
+                opts.retries -= 1;
+                eprintln!("{label} disturbed: others' CPU {pct:.0} % of a core; measuring again");
+            }
+            _ => return (t0, result),
+        }
+    }
+}
+
 /// Waits (at most `budget`, which it uses up) until the rest of the machine has used less than
 /// 15 % of one CPU over half a second. Returns the seconds waited.
 fn wait_quiet(budget: &mut Duration) -> f64 {
@@ -718,7 +991,19 @@ fn machine_lines(opts: &Options, nofile: u64, pinning: &str) -> Vec<String> {
             opts.flood.as_secs_f64()
         ),
     ];
-    if opts.fanout {
+    if !opts.comp.is_empty() {
+        lines.push(format!(
+            "compression: against macro, client variants {} (the client: deflate_client.rs, level {}), {DEFLATE_CONNS} conns per echo, {} idle conns",
+            opts.variants
+                .iter()
+                .map(|v| v.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+            deflate_client::CLIENT_LEVEL,
+            opts.idle_conns
+        ));
+    }
+    if opts.fanout || opts.fanout_deflate {
         lines.push(format!(
             "fan-out: rooms of {} sessions, 1 warm-up + {} measured fires per setup, servers and Redis on the server CPU",
             opts.fanout_sessions
@@ -782,62 +1067,54 @@ fn bench(mut opts: Options) -> Result<(), String> {
     let mut values: Vec<Vec<Vec<Vec<f64>>>> =
         vec![vec![Vec::new(); opts.servers.len()]; opts.scenarios.len()];
     for round in 1..=opts.rounds {
-        for (si, &scenario) in opts.scenarios.iter().enumerate() {
-            for (ki, &kind) in opts.servers.iter().enumerate() {
+        for (si, scenario) in opts.scenarios.clone().into_iter().enumerate() {
+            for (ki, kind) in opts.servers.clone().into_iter().enumerate() {
                 let others = scenario
                     .metrics()
                     .iter()
                     .position(|(name, _)| name.starts_with("others'"));
-                let (t0, run) = loop {
-                    let waited = wait_quiet(&mut opts.quiet_budget);
-                    if waited >= 1.0 {
-                        eprintln!("(waited {waited:.0} s for other processes to quiet down)");
-                    }
-                    let t0 = Instant::now();
-                    let run = run_one(scenario, kind, &opts, &runtime);
-                    let disturbed = match (&run, others) {
-                        (Ok((v, _)), Some(i)) => Some(v[i]).filter(|&o| o > DISTURBED_PCT),
-                        _ => None,
-                    };
-                    match disturbed {
-                        Some(pct) if opts.retries > 0 => {
-                            opts.retries -= 1;
-                            eprintln!(
-                                "[round {round}/{}] {:<9} {:<11} disturbed: others' CPU {pct:.0} % of a core; measuring again",
-                                opts.rounds,
-                                scenario.name(),
-                                kind.name()
-                            );
-                        }
-                        _ => break (t0, run),
-                    }
-                };
+                let label = format!(
+                    "[round {round}/{}] {:<9} {:<11}",
+                    opts.rounds,
+                    scenario.name(),
+                    kind.name()
+                );
+                let (t0, run) = run_measured(&mut opts, &label, others, |opts| {
+                    run_one(scenario, kind, opts, &runtime)
+                });
                 let metrics = scenario.metrics().len();
-                match run {
-                    Ok((v, line)) => {
-                        eprintln!(
-                            "[round {round}/{}] {:<9} {:<11} {line} ({:.1} s)",
-                            opts.rounds,
-                            scenario.name(),
-                            kind.name(),
-                            t0.elapsed().as_secs_f64()
-                        );
-                        values[si][ki].push(v);
-                    }
-                    Err(e) => {
-                        eprintln!(
-                            "[round {round}/{}] {:<9} {:<11} FAILED: {e}",
-                            opts.rounds,
-                            scenario.name(),
-                            kind.name()
-                        );
-                        values[si][ki].push(vec![f64::NAN; metrics]);
-                    }
-                }
+                values[si][ki].push(report_run(&label, t0, run, metrics));
             }
         }
     }
-    let fanout = if opts.fanout {
+    // The compression scenarios, in rounds of their own: comp_values[scenario][variant][round].
+    let mut comp_values: Vec<Vec<Vec<Vec<f64>>>> = opts
+        .comp
+        .iter()
+        .map(|c| vec![Vec::new(); c.variants(&opts).len()])
+        .collect();
+    for round in 1..=opts.rounds {
+        for (si, scenario) in opts.comp.clone().into_iter().enumerate() {
+            for (vi, variant) in scenario.variants(&opts).into_iter().enumerate() {
+                let others = scenario
+                    .metrics()
+                    .iter()
+                    .position(|(name, _)| name.starts_with("others'"));
+                let label = format!(
+                    "[round {round}/{}] {:<12} {:<9}",
+                    opts.rounds,
+                    scenario.name(),
+                    variant.name()
+                );
+                let (t0, run) = run_measured(&mut opts, &label, others, |opts| {
+                    run_comp_one(scenario, variant, opts, &runtime)
+                });
+                let metrics = scenario.metrics().len();
+                comp_values[si][vi].push(report_run(&label, t0, run, metrics));
+            }
+        }
+    }
+    let fanout = if opts.fanout || opts.fanout_deflate {
         Some(fanout_all(&mut opts, &runtime))
     } else {
         None
@@ -878,6 +1155,7 @@ fn bench(mut opts: Options) -> Result<(), String> {
             print!("{}", report::rounds_table(&names, &rows));
         }
     }
+    print_compression(&opts, &comp_values);
     if let Some(fanout) = &fanout {
         print_fanout(&opts, fanout);
     }
@@ -886,6 +1164,103 @@ fn bench(mut opts: Options) -> Result<(), String> {
         started.elapsed().as_secs_f64().ceil()
     );
     Ok(())
+}
+
+/// Prints a run's line to stderr; returns its values (NaN for a failed run).
+fn report_run(
+    label: &str,
+    t0: Instant,
+    run: Result<(Vec<f64>, String), String>,
+    metrics: usize,
+) -> Vec<f64> {
+    match run {
+        Ok((v, line)) => {
+            eprintln!("{label} {line} ({:.1} s)", t0.elapsed().as_secs_f64());
+            v
+        }
+        Err(e) => {
+            eprintln!("{label} FAILED: {e}");
+            vec![f64::NAN; metrics]
+        }
+    }
+}
+
+/// The compression tables: per group of scenarios with the same variants (the echoes; the
+/// idle), medians with ratios to `plain`, and every round.
+fn print_compression(opts: &Options, values: &[Vec<Vec<Vec<f64>>>]) {
+    let mut groups: Vec<(Vec<Variant>, Vec<Row>)> = Vec::new();
+    for (si, &scenario) in opts.comp.iter().enumerate() {
+        let variants = scenario.variants(opts);
+        if variants.is_empty() {
+            continue;
+        }
+        let rows = scenario
+            .metrics()
+            .iter()
+            .enumerate()
+            .map(|(mi, &(metric, decimals))| Row {
+                scenario: scenario.title(opts),
+                metric: metric.to_owned(),
+                decimals,
+                values: values[si]
+                    .iter()
+                    .map(|rounds| rounds.iter().map(|v| v[mi]).collect())
+                    .collect(),
+            });
+        match groups.iter_mut().find(|(v, _)| *v == variants) {
+            Some((_, all)) => all.extend(rows),
+            None => groups.push((variants, rows.collect())),
+        }
+    }
+    if groups.is_empty() {
+        return;
+    }
+    let c = &opts.corpus;
+    println!(
+        "\nCompression (permessage-deflate), against the macro server; the client offers `{}` (deflate: the default endpoint `/`, no context takeover; keep: `/keep`, `compression(context_takeover = true)`; plain: no offer). Corpus: {} JSON documents, {} to {} B, mean {:.0} B, {:.1} % of their size compressed each on its own at level {}.",
+        deflate_client::OFFER,
+        corpus::DOCS,
+        c.docs.iter().map(Vec::len).min().unwrap_or(0),
+        c.docs.iter().map(Vec::len).max().unwrap_or(0),
+        c.mean_size(),
+        c.alone_ratio() * 100.0,
+        deflate_client::CLIENT_LEVEL
+    );
+    for (variants, rows) in &groups {
+        let names: Vec<&str> = variants.iter().map(|v| v.name()).collect();
+        let base = variants
+            .iter()
+            .position(|&v| v == Variant::Plain)
+            .unwrap_or(0);
+        println!(
+            "\nMedians of {} round(s); ratios to {}:\n",
+            opts.rounds, names[base]
+        );
+        print!("{}", report::median_table(&names, base, rows));
+        // The idle target: what a compressed connection costs over a plain one, KiB.
+        if let Some(per_conn) = rows.iter().find(|r| r.metric == "**RSS per conn, KiB**") {
+            let medians: Vec<f64> = per_conn.values.iter().map(|v| report::median(v)).collect();
+            for (i, v) in variants.iter().enumerate() {
+                if i != base {
+                    println!(
+                        "\n{} − {}: {} KiB per connection{}",
+                        v.name(),
+                        names[base],
+                        report::number(medians[i] - medians[base], 2),
+                        if *v == Variant::Deflate && variants[base] == Variant::Plain {
+                            " (target: ≤ 4)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+        }
+        if opts.rounds > 1 {
+            println!("\nEvery round:\n");
+            print!("{}", report::rounds_table(&names, rows));
+        }
+    }
 }
 
 /// A fan-out setup.
@@ -898,18 +1273,49 @@ enum FanSetup {
     /// The baseline: Bun's `server.publish` (uWebSockets), one process, same protocol
     /// (`ws-endpoint-bench/bun/fanout.js`).
     Bun,
+    /// One server process, the ~1 KiB JSON message, listeners that do not offer
+    /// permessage-deflate.
+    Json,
+    /// The same, listeners that offer it (and get it).
+    JsonDeflate,
 }
 
 impl FanSetup {
+    /// The fan-out of issue 4 (`fanout`).
     const ALL: [FanSetup; 3] = [FanSetup::OneProcess, FanSetup::Redis, FanSetup::Bun];
+
+    /// The compressed fan-out (`fanout-deflate`).
+    const DEFLATE: [FanSetup; 2] = [FanSetup::Json, FanSetup::JsonDeflate];
 
     fn name(self) -> &'static str {
         match self {
             FanSetup::OneProcess => "one process",
             FanSetup::Redis => "two processes via Redis",
             FanSetup::Bun => "Bun publish",
+            FanSetup::Json => "1 KiB JSON, plain",
+            FanSetup::JsonDeflate => "1 KiB JSON, deflate",
         }
     }
+
+    fn listeners(self) -> Listeners {
+        match self {
+            FanSetup::Json => Listeners::Json { deflate: false },
+            FanSetup::JsonDeflate => Listeners::Json { deflate: true },
+            _ => Listeners::Tungstenite,
+        }
+    }
+}
+
+/// The fan-out setups the options ask for, in the order they alternate per room size.
+fn fan_setups(opts: &Options) -> Vec<FanSetup> {
+    let mut setups = Vec::new();
+    if opts.fanout {
+        setups.extend(FanSetup::ALL);
+    }
+    if opts.fanout_deflate {
+        setups.extend(FanSetup::DEFLATE);
+    }
+    setups
 }
 
 /// Bun's binary: `$BUN`, or where `scripts/install-bun.sh` puts it.
@@ -956,8 +1362,8 @@ fn run_fanout(
     runtime: &tokio::runtime::Runtime,
 ) -> Result<FanoutOutcome, String> {
     let redis = match setup {
-        FanSetup::OneProcess | FanSetup::Bun => None,
         FanSetup::Redis => Some(Server::start_redis(opts)?),
+        _ => None,
     };
     let redis_addr = redis.as_ref().map(|r| r.addr);
     let servers = if setup == FanSetup::Bun {
@@ -973,6 +1379,7 @@ fn run_fanout(
     };
     let spec = FanoutSpec {
         sessions,
+        listeners: setup.listeners(),
         servers: servers.iter().map(|s| s.addr).collect(),
         server_pids: servers.iter().chain(&redis).map(|s| s.pid).collect(),
         warmup_fires: 1,
@@ -993,19 +1400,24 @@ fn ms(d: Duration) -> f64 {
 
 /// Runs every fan-out setup once, printing each one's fires to stderr.
 fn fanout_all(opts: &mut Options, runtime: &tokio::runtime::Runtime) -> FanResults {
-    let redis = redis_version();
-    if let Err(why) = &redis {
-        eprintln!(
-            "fan-out: {why}; skipping the Redis part (`bash scripts/redis-tests.sh` installs it)"
-        );
-    }
-    let bun = bun_binary();
-    if let Err(why) = &bun {
-        eprintln!("fan-out: {why}; skipping the Bun baseline");
+    let (redis, bun) = if opts.fanout {
+        (redis_version(), bun_binary().map(|_| ()))
+    } else {
+        (Err("not run".to_owned()), Err("not run".to_owned()))
+    };
+    if opts.fanout {
+        if let Err(why) = &redis {
+            eprintln!(
+                "fan-out: {why}; skipping the Redis part (`bash scripts/redis-tests.sh` installs it)"
+            );
+        }
+        if let Err(why) = &bun {
+            eprintln!("fan-out: {why}; skipping the Bun baseline");
+        }
     }
     let mut runs = Vec::new();
     for &sessions in &opts.fanout_sessions.clone() {
-        for setup in FanSetup::ALL {
+        for setup in fan_setups(opts) {
             if (setup == FanSetup::Redis && redis.is_err())
                 || (setup == FanSetup::Bun && bun.is_err())
             {
@@ -1045,6 +1457,18 @@ fn fanout_all(opts: &mut Options, runtime: &tokio::runtime::Runtime) -> FanResul
                         o.opened,
                         o.connect_secs
                     );
+                    if setup.listeners() != Listeners::Tungstenite {
+                        line += &format!(
+                            ", wire bytes per delivery {}, compressed deliveries {}",
+                            each(|f| f.bytes as f64 / f.received.max(1) as f64),
+                            each(|f| f.compressed as f64)
+                        );
+                    }
+                    match &o.inflated_check {
+                        Some(Ok(())) => line += ", first message inflated and checked",
+                        Some(Err(e)) => line += &format!(", INFLATE CHECK FAILED: {e}"),
+                        None => {}
+                    }
                     let short = o.fires.iter().filter(|f| f.received < o.opened).count();
                     if short > 0 {
                         line += &format!(", {short} fires did not reach everyone");
@@ -1075,29 +1499,34 @@ fn print_fanout(opts: &Options, results: &FanResults) {
             .find(|(n, s, _)| *n == sessions && *s == setup)
             .and_then(|(_, _, o)| o.as_ref().ok())
     };
-    println!(
-        "\nFan-out: one {} B text message to every session of a room (`Hub::to_room`), from the `fire` command written by the load generator until each listener has read it; medians of {} fires:\n",
-        fanout::PAYLOAD_SIZE,
-        opts.fanout_fires
-    );
-    print!("| sessions |");
-    for setup in FanSetup::ALL {
-        print!(" {0}: last arrival, ms | {0}: p50, ms |", setup.name());
-    }
-    println!("\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for &sessions in &opts.fanout_sessions {
-        print!("| {} |", report::number(sessions as f64, 0));
+    if opts.fanout {
+        println!(
+            "\nFan-out: one {} B text message to every session of a room (`Hub::to_room`), from the `fire` command written by the load generator until each listener has read it; medians of {} fires:\n",
+            fanout::PAYLOAD_SIZE,
+            opts.fanout_fires
+        );
+        print!("| sessions |");
         for setup in FanSetup::ALL {
-            match find(sessions, setup) {
-                Some(o) => print!(
-                    " {} | {} |",
-                    report::number(fire_median(o, |f| f.last.map_or(f64::NAN, ms)), 2),
-                    report::number(fire_median(o, |f| ms(f.p50)), 2)
-                ),
-                None => print!(" - | - |"),
-            }
+            print!(" {0}: last arrival, ms | {0}: p50, ms |", setup.name());
         }
-        println!();
+        println!("\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        for &sessions in &opts.fanout_sessions {
+            print!("| {} |", report::number(sessions as f64, 0));
+            for setup in FanSetup::ALL {
+                match find(sessions, setup) {
+                    Some(o) => print!(
+                        " {} | {} |",
+                        report::number(fire_median(o, |f| f.last.map_or(f64::NAN, ms)), 2),
+                        report::number(fire_median(o, |f| ms(f.p50)), 2)
+                    ),
+                    None => print!(" - | - |"),
+                }
+            }
+            println!();
+        }
+    }
+    if opts.fanout_deflate {
+        print_fanout_deflate(opts, &find);
     }
     println!(
         "\n| sessions | setup | last arrival, each fire, ms | `to_room` call, ms | server CPU per fire, ms | server CPU per session, µs | server user CPU per session, µs (all fires) | load generator CPU per fire, ms | reached (fewest) |"
@@ -1155,12 +1584,61 @@ fn print_fanout(opts: &Options, results: &FanResults) {
         }
     }
     match &results.redis {
+        _ if !opts.fanout => {}
         Ok(version) => println!(
             "\nRedis: {version} on 127.0.0.1, `--save \"\" --appendonly no`; both servers and Redis pinned to the server CPU, fired on the first server, listeners split half and half."
         ),
         Err(why) => println!(
             "\nRedis part skipped: {why}; `bash scripts/redis-tests.sh` installs redis-server."
         ),
+    }
+}
+
+/// The compressed fan-out's table: the JSON message to listeners with and without
+/// permessage-deflate, side by side, with ratios.
+fn print_fanout_deflate<'a>(
+    opts: &Options,
+    find: &dyn Fn(usize, FanSetup) -> Option<&'a FanoutOutcome>,
+) {
+    println!(
+        "\nCompressed fan-out: one {} B JSON text message (`fire-json`) to every session of a room, one server process; listeners that offer `{}` (deflate: the default endpoint, no context takeover; the broadcast is compressed once) or do not (plain); medians of {} fires:\n",
+        corpus::fanout_message(1).len(),
+        deflate_client::OFFER,
+        opts.fanout_fires
+    );
+    println!(
+        "| sessions | plain: last arrival, ms | deflate: last arrival, ms | deflate / plain | plain: server CPU per fire, ms | deflate: server CPU per fire, ms | deflate / plain | plain: wire bytes per delivery | deflate: wire bytes per delivery | deflate: compressed deliveries | first message inflated |"
+    );
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    for &sessions in &opts.fanout_sessions {
+        let (plain, deflate) = (
+            find(sessions, FanSetup::Json),
+            find(sessions, FanSetup::JsonDeflate),
+        );
+        let median = |o: Option<&FanoutOutcome>, f: &dyn Fn(&fanout::Fire) -> f64| {
+            o.map_or(f64::NAN, |o| fire_median(o, f))
+        };
+        let last = |f: &fanout::Fire| f.last.map_or(f64::NAN, ms);
+        let cpu = |f: &fanout::Fire| ms(f.server_cpu);
+        let bytes = |f: &fanout::Fire| f.bytes as f64 / f.received.max(1) as f64;
+        let check = match deflate.and_then(|o| o.inflated_check.as_ref()) {
+            Some(Ok(())) => "right".to_owned(),
+            Some(Err(e)) => format!("**wrong: {e}**"),
+            None => "-".to_owned(),
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {check} |",
+            report::number(sessions as f64, 0),
+            report::number(median(plain, &last), 2),
+            report::number(median(deflate, &last), 2),
+            report::ratio(median(deflate, &last), median(plain, &last)),
+            report::number(median(plain, &cpu), 2),
+            report::number(median(deflate, &cpu), 2),
+            report::ratio(median(deflate, &cpu), median(plain, &cpu)),
+            report::number(median(plain, &bytes), 0),
+            report::number(median(deflate, &bytes), 0),
+            report::number(median(deflate, &|f| f.compressed as f64), 0),
+        );
     }
 }
 

@@ -99,7 +99,8 @@ pub fn addr_from_args(default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
-/// The endpoint of `examples/echo.rs`, attribute for attribute.
+/// The endpoint of `examples/echo.rs`, attribute for attribute, and the same echo with
+/// permessage-deflate's context takeover (`/keep`, for the compression scenarios).
 mod endpoint {
     use ws_endpoint::prelude::*;
 
@@ -119,10 +120,34 @@ mod endpoint {
             data
         }
     }
+
+    /// The echo endpoint with context takeover: a client that allows it gets the server's
+    /// compressor and inflater kept across messages (each connection holds its own).
+    #[derive(Default)]
+    pub struct EchoKeep;
+
+    #[server_endpoint(
+        "/keep",
+        max_message_size = "16MiB",
+        heartbeat = false,
+        compression(context_takeover = true)
+    )]
+    impl EchoKeep {
+        #[on_message]
+        fn text(&mut self, msg: String) -> String {
+            msg
+        }
+
+        #[on_message]
+        fn binary(&mut self, data: Bytes) -> Bytes {
+            data
+        }
+    }
 }
 
 /// (1) The `#[server_endpoint]` echo, served as `examples/echo.rs` serves it: `with_ws_defaults()`,
-/// 1 worker.
+/// 1 worker; beside it `/keep`, the same echo with `compression(context_takeover = true)`, which
+/// only the compression scenarios use (registered after `/`, which is matched first).
 pub fn macro_echo(addr: &str) -> io::Result<()> {
     use ws_endpoint::WsServerExt as _;
     let addr = addr.to_owned();
@@ -131,6 +156,7 @@ pub fn macro_echo(addr: &str) -> io::Result<()> {
             App::new()
                 .route("/heap", web::get().to(heap_handler))
                 .service(endpoint::Echo::endpoint())
+                .service(endpoint::EchoKeep::endpoint())
         })
         .with_ws_defaults()
         .workers(1)
