@@ -79,6 +79,14 @@ impl Kind {
     }
 }
 
+/// How an `on_message` handler takes its messages.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Assembly {
+    Whole,
+    Parts,
+    Stream,
+}
+
 /// What a payload type is, as far as its name tells.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum PayloadKind {
@@ -105,6 +113,8 @@ pub enum TypeClass {
     Handshake,
     /// `&HttpRequest`: the upgrade request itself (`on_handshake` only).
     RequestRef,
+    /// `bool`: "this is the message's last part" (an `on_message` that takes parts).
+    Last,
     /// Not known by name.
     Unknown,
 }
@@ -146,13 +156,37 @@ impl Handler {
             Param::Other { ty, class, .. }
                 if !matches!(
                     class,
-                    TypeClass::Extractor | TypeClass::Handshake | TypeClass::RequestRef
+                    TypeClass::Extractor
+                        | TypeClass::Handshake
+                        | TypeClass::RequestRef
+                        | TypeClass::Last
                 ) =>
             {
                 Some(ty)
             }
             _ => None,
         })
+    }
+
+    /// How an `on_message` handler takes its messages: in parts when it has a `bool`
+    /// parameter, as a stream when its payload is `TextStream` / `BinaryStream`.
+    pub fn assembly(&self) -> Assembly {
+        let last = self.params.iter().any(|p| {
+            matches!(
+                p,
+                Param::Other {
+                    class: TypeClass::Last,
+                    ..
+                }
+            )
+        });
+        if last {
+            return Assembly::Parts;
+        }
+        match self.payload().and_then(last_ident).as_deref() {
+            Some("TextStream" | "BinaryStream") => Assembly::Stream,
+            _ => Assembly::Whole,
+        }
     }
 
     /// The types of the extractor parameters (of `on_open` and `on_handshake`), in order.
@@ -260,6 +294,8 @@ pub fn payload_kind(ty: &Type) -> PayloadKind {
     match last_ident(ty).as_deref() {
         Some("String") | Some("Json") | Some("Text") => PayloadKind::Text,
         Some("Bytes") | Some("Binary") | Some("MsgPack") | Some("Cbor") => PayloadKind::Binary,
+        Some("TextStream") => PayloadKind::Text,
+        Some("BinaryStream") => PayloadKind::Binary,
         Some("Vec") => PayloadKind::Binary,
         Some("Pong") => PayloadKind::Pong,
         _ => PayloadKind::Other,
@@ -278,6 +314,7 @@ fn classify(ty: &Type) -> TypeClass {
     // with a `web::` / `actix_web::` path; without one the type checker decides.
     let web = prefix(ty).iter().any(|s| s == "web" || s == "actix_web");
     match last_ident(ty).as_deref() {
+        Some("bool") => TypeClass::Last,
         Some("CloseReason") => TypeClass::CloseReason,
         Some("EndpointError") => TypeClass::EndpointError,
         Some("Form" | "Payload" | "Json") if web => TypeClass::BodyExtractor,

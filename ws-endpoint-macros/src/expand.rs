@@ -7,7 +7,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::{spanned::Spanned, ItemImpl, ReturnType, Type};
 
 use crate::{
-    ast::{Endpoint, Handler, Kind, Param, TypeClass},
+    ast::{Assembly, Endpoint, Handler, Kind, Param, TypeClass},
     attr::CompressionArg,
 };
 
@@ -96,6 +96,7 @@ fn call(h: &Handler, pp: &PathParams, extractor_vars: &[syn::Ident], target: Tok
                 });
             }
             Param::Other { class, .. } => match h.kind {
+                Kind::Message if *class == TypeClass::Last => args.push(quote!(__last)),
                 Kind::Message => args.push(quote!(__payload)),
                 Kind::Close => args.push(quote!(__reason)),
                 Kind::Error => args.push(quote!(__error)),
@@ -434,10 +435,62 @@ pub fn expand(ep: &Endpoint) -> TokenStream {
         },
     };
 
-    // ---- on_message ----
+    // ---- on_message: whole messages; on_part, on_stream ----
     let mut on_message = TokenStream::new();
+    let mut on_part = TokenStream::new();
+    let mut on_stream = TokenStream::new();
+    let mut assemblies = Vec::new();
     for h in &ep.messages {
         let Some(ty) = h.payload() else { continue };
+        let assembly = h.assembly();
+        if assembly != Assembly::Whole {
+            let a = if assembly == Assembly::Parts {
+                quote!(Frames)
+            } else {
+                quote!(Stream)
+            };
+            assemblies.push(quote! {
+                (::ws_endpoint::__private_0_1::kind_of::<#ty>(), ::ws_endpoint::__private_0_1::Assembly::#a)
+            });
+        }
+        if assembly == Assembly::Parts {
+            let Call {
+                prelude,
+                call,
+                ret_span,
+            } = call(h, &pp, &[], quote!(self));
+            let reply = quote_spanned! {ret_span=>
+                ::ws_endpoint::__private_0_1::reply(__session, __ret).await
+            };
+            on_part.extend(quote! {
+                if ::ws_endpoint::__private_0_1::same_kind(__kind, ::ws_endpoint::__private_0_1::kind_of::<#ty>()) {
+                    let __payload = <#ty as ::ws_endpoint::__private_0_1::MessagePayload>::from_message(__msg)?;
+                    #prelude
+                    #call
+                    return #reply;
+                }
+            });
+            continue;
+        }
+        if assembly == Assembly::Stream {
+            let Call {
+                prelude,
+                call,
+                ret_span,
+            } = call(h, &pp, &[], quote!(self));
+            let reply = quote_spanned! {ret_span=>
+                ::ws_endpoint::__private_0_1::reply(__session, __ret).await
+            };
+            on_stream.extend(quote! {
+                if ::ws_endpoint::__private_0_1::same_kind(__kind, ::ws_endpoint::__private_0_1::kind_of::<#ty>()) {
+                    let __payload = <#ty as ::ws_endpoint::__private_0_1::StreamPayload>::from_stream(__stream);
+                    #prelude
+                    #call
+                    return #reply;
+                }
+            });
+            // A whole message (never handed over for this kind) would still reach it.
+        }
         let Call {
             prelude,
             call,
@@ -533,6 +586,10 @@ pub fn expand(ep: &Endpoint) -> TokenStream {
                 const BINARY: bool = #binary_flag;
                 const PONG: bool = #pong_flag;
                 const ON_ERROR: bool = #has_error;
+                const TEXT_ASSEMBLY: ::ws_endpoint::__private_0_1::Assembly =
+                    ::ws_endpoint::__private_0_1::assembly_of(::ws_endpoint::MessageKind::Text, &[#(#assemblies),*]);
+                const BINARY_ASSEMBLY: ::ws_endpoint::__private_0_1::Assembly =
+                    ::ws_endpoint::__private_0_1::assembly_of(::ws_endpoint::MessageKind::Binary, &[#(#assemblies),*]);
 
                 fn config() -> ::ws_endpoint::EndpointConfig {
                     #config
@@ -572,6 +629,29 @@ pub fn expand(ep: &Endpoint) -> TokenStream {
                 ) -> ::core::result::Result<(), ::ws_endpoint::EndpointError> {
                     let __kind = __msg.kind();
                     #on_message
+                    ::core::result::Result::Err(::ws_endpoint::EndpointError::Unsupported(__kind))
+                }
+
+                async fn on_part(
+                    &mut self,
+                    __session: &::ws_endpoint::Session,
+                    __params: &::ws_endpoint::__private_0_1::Params,
+                    __msg: ::ws_endpoint::__private_0_1::Message,
+                    __last: bool,
+                ) -> ::core::result::Result<(), ::ws_endpoint::EndpointError> {
+                    let __kind = __msg.kind();
+                    #on_part
+                    ::core::result::Result::Err(::ws_endpoint::EndpointError::Unsupported(__kind))
+                }
+
+                async fn on_stream(
+                    &mut self,
+                    __session: &::ws_endpoint::Session,
+                    __params: &::ws_endpoint::__private_0_1::Params,
+                    __kind: ::ws_endpoint::MessageKind,
+                    __stream: ::ws_endpoint::__private_0_1::Incoming,
+                ) -> ::core::result::Result<(), ::ws_endpoint::EndpointError> {
+                    #on_stream
                     ::core::result::Result::Err(::ws_endpoint::EndpointError::Unsupported(__kind))
                 }
 

@@ -186,6 +186,7 @@ fn handler(ep: &Endpoint, h: &Handler, errors: &mut Errors) {
                         | TypeClass::RequestRef
                         | TypeClass::CloseReason
                         | TypeClass::EndpointError
+                        | TypeClass::Last
                 ) =>
             {
                 Some((name, ty, *class))
@@ -303,6 +304,35 @@ fn other_param(
             // An extractor: checked at compile time by the expansion.
             _ => {}
         },
+        Kind::Message if class == TypeClass::Last => {
+            let payload = candidates.first().map(|(_, t, _)| crate::ast::last_ident(t));
+            let partial_payload = matches!(
+                payload.flatten().as_deref(),
+                Some("String" | "Bytes" | "Vec")
+            );
+            let lasts = h
+                .params
+                .iter()
+                .filter(|p| {
+                    matches!(
+                        p,
+                        Param::Other {
+                            class: TypeClass::Last,
+                            ..
+                        }
+                    )
+                })
+                .count();
+            if lasts > 1 {
+                errors.push(err(
+                    "a second `bool`: a handler that takes parts has one `last: bool` parameter".into(),
+                ));
+            } else if !partial_payload && !candidates.is_empty() {
+                errors.push(err(
+                    "`last: bool` takes a message in parts, and parts are `String` (text) or `Bytes` / `Vec<u8>` (binary); for a stream take `TextStream` / `BinaryStream` without `last`".into(),
+                ));
+            }
+        }
         Kind::Message => match class {
             TypeClass::Extractor => errors.push(err(format!(
                 "#[on_message] cannot take `{shown}`: {ONLY_OPEN_EXTRACTS}"

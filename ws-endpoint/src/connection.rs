@@ -26,7 +26,7 @@ use crate::{
     message::Message,
     registry::Registered,
     session::{close_payload, Session},
-    wire::{Decoder, Event as WireEvent, WireError},
+    wire::{DataKind, Decoder, Event as WireEvent, WireError},
 };
 
 pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
@@ -280,7 +280,7 @@ async fn receive<E: Endpoint>(
 ) -> CloseReason {
     let mut timers = Timers::new(config);
     let mut track_idle = timers.idle.is_some();
-    let limiter = config.max_message_rate.map(|rate| {
+    let limiter: Limiter = config.max_message_rate.map(|rate| {
         let burst = std::num::NonZeroU32::new(rate.messages).unwrap_or(std::num::NonZeroU32::MIN);
         let quota = governor::Quota::with_period(rate.per / rate.messages)
             .unwrap_or_else(|| governor::Quota::per_second(burst))
@@ -288,6 +288,8 @@ async fn receive<E: Endpoint>(
         (rate, governor::RateLimiter::direct(quota))
     });
     let metrics = &session.inner.metrics;
+    // The start of a character cut between two parts of a text message taken in parts.
+    let mut part_carry: Vec<u8> = Vec::new();
     // One timer for the whole loop, re-armed only when the next deadline moves earlier or it
     // has fired (an idle deadline that moved later is found out when the timer fires).
     let sleep = sleep_until(Instant::now().into());
@@ -365,8 +367,68 @@ async fn receive<E: Endpoint>(
                 Message::Pong(Bytes::from(data))
             }
             Ok(WireEvent::Close(close)) => return on_peer_close(session, close),
+            Ok(WireEvent::Fragment {
+                kind,
+                payload,
+                first,
+                fin,
+                compressed: false,
+            }) => {
+                // A handler that takes its messages in parts: one call per frame.
+                if first {
+                    if let Some(reason) = admit_message(ep, session, &limiter).await {
+                        return reason;
+                    }
+                    metrics.received(kind == DataKind::Text, 0);
+                }
+                if track_idle {
+                    timers.last_received = Instant::now();
+                }
+                let part = match kind {
+                    DataKind::Text => match text_part(&mut part_carry, payload, fin) {
+                        Some(text) => Message::Text(text),
+                        None => continue, // only the start of a character: it goes with the next
+                    },
+                    DataKind::Binary => Message::Binary(Bytes::from(payload)),
+                };
+                let len = match &part {
+                    Message::Text(t) => t.len(),
+                    Message::Binary(b) => b.len(),
+                    Message::Pong(_) => 0,
+                };
+                metrics.received_bytes(kind == DataKind::Text, len);
+                let handled = guarded(ep.ep.on_part(session, &ep.params, part, fin)).await;
+                if let Some(reason) = Box::pin(handled_result(ep, session, handled)).await {
+                    return reason;
+                }
+                continue;
+            }
+            Ok(WireEvent::Chunk {
+                kind,
+                data,
+                first,
+                last,
+            }) => {
+                if !first {
+                    continue; // the rest of a message its streaming handler left unread
+                }
+                if let Some(reason) = admit_message(ep, session, &limiter).await {
+                    return reason;
+                }
+                if track_idle {
+                    timers.last_received = Instant::now();
+                }
+                metrics.received(kind == DataKind::Text, data.len());
+                if let Some(reason) =
+                    Box::pin(stream(ep, session, reader, &mut timers, kind, data, last)).await
+                {
+                    return reason;
+                }
+                armed = None; // the stream may have moved the deadlines
+                continue;
+            }
             Ok(WireEvent::Compressed { .. } | WireEvent::Fragment { .. }) => {
-                // Neither is asked of the decoder here (no extension, whole messages).
+                // Neither is asked of the decoder here (compressed messages are inflated).
                 let err = EndpointError::Protocol("unexpected frame".into());
                 return Box::pin(fail(ep, session, err)).await;
             }
@@ -378,10 +440,9 @@ async fn receive<E: Endpoint>(
             Message::Binary(b) => metrics.received(false, b.len()),
             Message::Pong(_) => {}
         }
-        if let Some((rate, limiter)) = &limiter {
-            if !matches!(msg, Message::Pong(_)) && limiter.check().is_err() {
-                let err = EndpointError::TooManyMessages(rate.to_string());
-                return Box::pin(fail(ep, session, err)).await;
+        if !matches!(msg, Message::Pong(_)) {
+            if let Some(reason) = admit_message(ep, session, &limiter).await {
+                return reason;
             }
         }
         if track_idle && !matches!(msg, Message::Pong(_)) {
@@ -400,6 +461,192 @@ async fn receive<E: Endpoint>(
             }
         }
     }
+}
+
+type Limiter = Option<(crate::config::Rate, governor::DefaultDirectRateLimiter)>;
+
+/// `max_message_rate`: `Some` (the session closed with 1008) when this message is one too many.
+async fn admit_message<E: Endpoint>(
+    ep: &mut Live<E>,
+    session: &Session,
+    limiter: &Limiter,
+) -> Option<CloseReason> {
+    let (rate, limiter) = limiter.as_ref()?;
+    if limiter.check().is_ok() {
+        return None;
+    }
+    let err = EndpointError::TooManyMessages(rate.to_string());
+    Some(Box::pin(fail(ep, session, err)).await)
+}
+
+/// A handler's outcome: an error goes to `on_error`, a panic closes the session (1011).
+async fn handled_result<E: Endpoint>(
+    ep: &mut Live<E>,
+    session: &Session,
+    handled: Result<Result<(), EndpointError>, String>,
+) -> Option<CloseReason> {
+    match handled {
+        Ok(Ok(())) => None,
+        Ok(Err(err)) => {
+            report(ep, session, err).await;
+            None
+        }
+        Err(panic) => Some(fail(ep, session, EndpointError::Panic(panic)).await),
+    }
+}
+
+/// One part of a text message handled in parts, whole characters only: a character cut between
+/// two frames is carried over (`carry`) to the next part. `None` when nothing whole remains.
+fn text_part(carry: &mut Vec<u8>, payload: Vec<u8>, last: bool) -> Option<String> {
+    let mut bytes = std::mem::take(carry);
+    if bytes.is_empty() {
+        bytes = payload;
+    } else {
+        bytes.extend_from_slice(&payload);
+    }
+    if !last {
+        // The decoder validated every byte so far: only the end may be an unfinished character.
+        let valid = match std::str::from_utf8(&bytes) {
+            Ok(_) => bytes.len(),
+            Err(e) => e.valid_up_to(),
+        };
+        *carry = bytes.split_off(valid);
+        if bytes.is_empty() {
+            return None;
+        }
+    }
+    // SAFETY: validated by the decoder (whole at the last frame); cut at a character boundary.
+    Some(unsafe { String::from_utf8_unchecked(bytes) })
+}
+
+/// A message handed to a streaming handler as it arrives (`first` is its first chunk, `last`
+/// whether that was also its end). Returns why the session ended, if it did.
+///
+/// The handler runs while this task goes on reading the socket, one chunk at a time and only
+/// when the stream has room ([`crate::incoming::DEPTH`] chunks): a handler that does not read
+/// holds the socket back. Pings are answered meanwhile, a close or a vanished peer ends the
+/// stream with [`EndpointError::Truncated`], and a bad frame ends it with its error (the session
+/// then closes with that error's code once the handler returns). The heartbeat goes on while the
+/// stream has room; while the handler holds the socket back the pong deadline is pushed back by
+/// as long (the peer's pong may be waiting behind the unread data). Once the handler returns,
+/// what is left of the message is discarded by the receive loop.
+async fn stream<E: Endpoint>(
+    ep: &mut Live<E>,
+    session: &Session,
+    reader: &mut Reader,
+    timers: &mut Timers,
+    kind: DataKind,
+    first: Vec<u8>,
+    last: bool,
+) -> Option<CloseReason> {
+    let (tx, incoming) = crate::incoming::Incoming::channel();
+    let _ = tx.try_send(Ok(Bytes::from(first)));
+    let mut tx = (!last).then_some(tx);
+    let message_kind = match kind {
+        DataKind::Text => crate::error::MessageKind::Text,
+        DataKind::Binary => crate::error::MessageKind::Binary,
+    };
+    let mut ended: Option<CloseReason> = None;
+    let mut broken: Option<EndpointError> = None;
+    let handled = {
+        let handler = guarded(ep.ep.on_stream(session, &ep.params, message_kind, incoming));
+        let mut handler = std::pin::pin!(handler);
+        loop {
+            let deadline = timers.next_deadline(session);
+            let sender = tx.clone();
+            tokio::select! {
+                biased;
+                handled = &mut handler => break handled,
+                (permit, held, event) = next_chunk(sender, reader), if tx.is_some() => {
+                    if let Some(due) = timers.pong_due.as_mut() {
+                        *due += held;
+                    }
+                    let to_stream: Option<Result<Bytes, EndpointError>> = match event {
+                        Ok(WireEvent::Chunk { data, first: false, last, .. }) => {
+                            timers.last_received = Instant::now();
+                            session.inner.metrics.received_bytes(kind == DataKind::Text, data.len());
+                            if last {
+                                tx = None;
+                            }
+                            Some(Ok(Bytes::from(data)))
+                        }
+                        Ok(WireEvent::Ping(data)) => {
+                            timers.last_received = Instant::now();
+                            let _ = session.pong(Bytes::from(data)).await;
+                            None
+                        }
+                        Ok(WireEvent::Pong(_)) => {
+                            timers.pong_due = None;
+                            None
+                        }
+                        Ok(WireEvent::Close(close)) => {
+                            ended = Some(on_peer_close(session, close));
+                            tx = None;
+                            Some(Err(EndpointError::Truncated))
+                        }
+                        Err(ReadError::Eof) => {
+                            ended = Some(on_eof(session));
+                            tx = None;
+                            Some(Err(EndpointError::Truncated))
+                        }
+                        Err(ReadError::Wire(err)) => {
+                            broken = Some(err.clone().into());
+                            tx = None;
+                            Some(Err(err.into()))
+                        }
+                        Ok(_) => {
+                            // The decoder hands over nothing else inside a message.
+                            broken = Some(EndpointError::Protocol("unexpected frame".into()));
+                            tx = None;
+                            Some(Err(EndpointError::Protocol("unexpected frame".into())))
+                        }
+                    };
+                    if let (Some(permit), Some(item)) = (permit, to_stream) {
+                        permit.send(item);
+                    }
+                }
+                _ = sleep_until(deadline.unwrap_or_else(Instant::now).into()), if deadline.is_some() && tx.is_some() => {
+                    if let Some(reason) = Box::pin(on_timer(session, timers)).await {
+                        ended = Some(reason);
+                        tx = None;
+                    }
+                }
+            }
+        }
+    };
+    drop(tx);
+    if ended.is_some() || broken.is_some() {
+        // The handler's own error is most likely the one its stream gave it.
+        if let Err(panic) = handled {
+            report(ep, session, EndpointError::Panic(panic)).await;
+        }
+    } else if let Some(reason) = handled_result(ep, session, handled).await {
+        return Some(reason);
+    }
+    if let Some(err) = broken {
+        return Some(fail(ep, session, err).await);
+    }
+    ended
+}
+
+/// Waits for room in the stream (the handler has read), then for the next event from the
+/// socket: the permit, how long the handler held the socket back, and the event.
+async fn next_chunk(
+    tx: Option<tokio::sync::mpsc::Sender<Result<Bytes, EndpointError>>>,
+    reader: &mut Reader,
+) -> (
+    Option<tokio::sync::mpsc::OwnedPermit<Result<Bytes, EndpointError>>>,
+    Duration,
+    Result<WireEvent, ReadError>,
+) {
+    let start = Instant::now();
+    // `Err`: the handler dropped its stream; what follows is read and discarded.
+    let permit = match tx {
+        Some(tx) => tx.reserve_owned().await.ok(),
+        None => None,
+    };
+    let held = start.elapsed();
+    (permit, held, reader.next().await)
 }
 
 /// Ready once a close has begun (from a handler, another task, or shutdown), or settings

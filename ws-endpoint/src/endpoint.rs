@@ -5,8 +5,14 @@ use std::{any::Any, future::Future};
 use actix_web::HttpRequest;
 
 use crate::{
-    close::CloseReason, config::EndpointConfig, error::EndpointError, handshake::Handshake,
-    message::Message, session::Session,
+    close::CloseReason,
+    config::EndpointConfig,
+    error::{EndpointError, MessageKind},
+    handshake::Handshake,
+    incoming::Incoming,
+    message::Message,
+    session::Session,
+    wire::Assembly,
 };
 
 /// The path parameters of every handler, parsed once at the handshake (a tuple, typed by the
@@ -40,6 +46,11 @@ pub trait Endpoint: Sized + 'static {
     const PONG: bool;
     /// Whether there is an `on_error` handler.
     const ON_ERROR: bool;
+    /// How text messages reach the text handler: whole, in parts (a handler with a
+    /// `last: bool` parameter) or as a stream (a [`TextStream`](crate::TextStream) payload).
+    const TEXT_ASSEMBLY: Assembly = Assembly::Messages;
+    /// See [`Endpoint::TEXT_ASSEMBLY`].
+    const BINARY_ASSEMBLY: Assembly = Assembly::Messages;
 
     /// The settings from the attributes.
     fn config() -> EndpointConfig;
@@ -65,6 +76,30 @@ pub trait Endpoint: Sized + 'static {
         params: &Params,
         msg: Message,
     ) -> impl Future<Output = Result<(), EndpointError>>;
+    /// Runs the handler that takes its kind of message in parts, with one part (`last`: the
+    /// message's last), and sends back its return value.
+    fn on_part(
+        &mut self,
+        session: &Session,
+        params: &Params,
+        part: Message,
+        last: bool,
+    ) -> impl Future<Output = Result<(), EndpointError>> {
+        let _ = (session, params, last);
+        async move { Err(EndpointError::Unsupported(part.kind())) }
+    }
+    /// Runs the handler that takes its kind of message as a stream (of `kind`), and sends back
+    /// its return value.
+    fn on_stream(
+        &mut self,
+        session: &Session,
+        params: &Params,
+        kind: MessageKind,
+        stream: Incoming,
+    ) -> impl Future<Output = Result<(), EndpointError>> {
+        let _ = (session, params, stream);
+        async move { Err(EndpointError::Unsupported(kind)) }
+    }
     /// Runs the `on_close` handler.
     fn on_close(
         &mut self,

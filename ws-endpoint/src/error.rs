@@ -85,6 +85,10 @@ pub enum EndpointError {
     /// The client sent more data messages than `max_message_rate` allows (the rate, e.g.
     /// `20/s`); the session is closed with 1008.
     TooManyMessages(String),
+    /// A message being streamed to a handler ([`BinaryStream`](crate::BinaryStream),
+    /// [`TextStream`](crate::TextStream)) ended before its last frame: the peer closed the
+    /// connection or vanished (what follows is the session's close, with its own code).
+    Truncated,
 }
 
 impl EndpointError {
@@ -133,6 +137,7 @@ impl EndpointError {
             EndpointError::Panic(_) => "panic",
             EndpointError::Send(_) => "send",
             EndpointError::TooManyMessages(_) => "rate_limited",
+            EndpointError::Truncated => "truncated",
         }
     }
 
@@ -166,6 +171,9 @@ impl fmt::Display for EndpointError {
             EndpointError::Panic(msg) => write!(f, "handler panicked: {msg}"),
             EndpointError::Send(err) => write!(f, "could not send the reply: {err}"),
             EndpointError::TooManyMessages(rate) => write!(f, "message rate over {rate}"),
+            EndpointError::Truncated => {
+                f.write_str("the connection ended before the message's last frame")
+            }
         }
     }
 }

@@ -76,6 +76,7 @@ mod error;
 pub mod handler;
 mod handshake;
 pub mod hub;
+mod incoming;
 mod message;
 mod proxy;
 mod registry;
@@ -102,6 +103,7 @@ pub use crate::{
     error::{EndpointError, MessageKind, SendError},
     handshake::Handshake,
     hub::{Delivery, Hub, RoomFull},
+    incoming::{BinaryStream, TextStream},
     message::{HandlerReturn, Json, Message, MessagePayload, Pong, Sendable},
     proxy::set_trusted_proxies,
     registry::{all_open_sessions, open_session_count, shutdown},

@@ -5,7 +5,9 @@
 use std::{any::Any, future::Future};
 
 pub use crate::endpoint::{Endpoint, OpenArgs, Opened, Params};
+pub use crate::incoming::{Incoming, StreamPayload};
 pub use crate::message::{HandlerReturn, Message, MessagePayload};
+pub use crate::wire::Assembly;
 pub use actix_web::{Error as ActixError, HttpRequest};
 
 pub use crate::handler::{
@@ -121,6 +123,19 @@ pub fn handshake_result<R: HandshakeReturn>(ret: R) -> Result<(), ActixError> {
 /// Whether two kinds are the same, usable in `const` assertions.
 pub const fn same_kind(a: MessageKind, b: MessageKind) -> bool {
     a as u8 == b as u8
+}
+
+/// The assembly of `kind`'s handler among the handlers that take parts or streams (their kind
+/// and assembly), [`Assembly::Messages`] when none does.
+pub const fn assembly_of(kind: MessageKind, handlers: &[(MessageKind, Assembly)]) -> Assembly {
+    let mut i = 0;
+    while i < handlers.len() {
+        if same_kind(handlers[i].0, kind) {
+            return handlers[i].1;
+        }
+        i += 1;
+    }
+    Assembly::Messages
 }
 
 /// What `endpoint()` is built on when the endpoint did not compile, so that the user's other

@@ -21,7 +21,7 @@ use crate::{
     proxy, registry,
     session::{Body, ConnFd, SendDeflate, Session, SessionSettings},
     telemetry::{self, SessionMetrics},
-    wire::{deflate, Decoder, Inflate, Limits, Role},
+    wire::{deflate, DataKind, Decoder, Inflate, Limits, Role},
 };
 
 /// The actix-web service of one endpoint, returned by `MyEndpoint::endpoint()`.
@@ -378,7 +378,9 @@ async fn upgrade<E: Endpoint>(
             text: E::TEXT.then_some(config.max_text_message_size),
             binary: E::BINARY.then_some(config.max_binary_message_size),
         },
-    );
+    )
+    .assembly_for(DataKind::Text, E::TEXT_ASSEMBLY)
+    .assembly_for(DataKind::Binary, E::BINARY_ASSEMBLY);
     if let Some((_, agreed)) = &agreed {
         decoder = decoder.inflate(if agreed.client_no_context_takeover {
             Inflate::PerMessage

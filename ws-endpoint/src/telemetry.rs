@@ -117,6 +117,15 @@ impl SessionMetrics {
         }
     }
 
+    /// More bytes of a message already counted (a part or a chunk after the first).
+    pub(crate) fn received_bytes(&self, text: bool, bytes: usize) {
+        if text {
+            self.in_text_bytes.increment(bytes as u64);
+        } else {
+            self.in_binary_bytes.increment(bytes as u64);
+        }
+    }
+
     /// A frame was queued (control frames are not counted).
     pub(crate) fn sent(&self, opcode: OpCode, bytes: usize) {
         match opcode {

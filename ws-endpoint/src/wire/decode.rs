@@ -26,15 +26,23 @@ pub enum Role {
     Client,
 }
 
-/// How data frames are handed over.
+/// How the data messages of one kind are handed over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Assembly {
     /// Whole messages, fragments reassembled.
     Messages,
-    /// Each data frame as it completes ([`Event::Fragment`]): for handlers that take a message
-    /// in parts. Limits still count the whole message.
+    /// Each data frame whole, as it completes ([`Event::Fragment`]): for handlers that take a
+    /// message in parts. The limit applies to each frame (inflated, when compressed); the
+    /// message as a whole is unbounded.
     Frames,
+    /// The payload as it arrives ([`Event::Chunk`]), never buffered beyond the piece at hand:
+    /// for handlers that take a message as a stream. The limit applies to the whole message.
+    Stream,
 }
+
+/// Most compressed input inflated per [`Event::Chunk`]: with deflate's ratio of at most about
+/// 1:1032, a chunk's output stays under about 4 MiB however the peer compressed it.
+const STREAM_INFLATE_STEP: usize = 4 * 1024;
 
 /// Per-kind message limits; `None`: the endpoint takes no messages of that kind (1003).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +82,19 @@ pub enum Event {
         /// RSV1 was set on the first frame.
         compressed: bool,
     },
+    /// With [`Assembly::Stream`]: a piece of a message's payload as it arrived (inflated, when
+    /// compressed). Text is validated so far: a character may continue in the next chunk; the
+    /// last chunk completes the validation.
+    Chunk {
+        /// Text or binary.
+        kind: DataKind,
+        /// The bytes (may be empty only when `last`).
+        data: Vec<u8>,
+        /// The message's first chunk handed over.
+        first: bool,
+        /// The message's last chunk.
+        last: bool,
+    },
     /// A ping's payload (at most 125 bytes).
     Ping(Vec<u8>),
     /// A pong's payload.
@@ -102,6 +123,8 @@ struct Partial {
     started: bool,
     /// Payload bytes of the message so far, this frame's included once it is complete.
     size: u64,
+    /// Inflated bytes handed over so far (`Assembly::Stream`, compressed).
+    inflated: u64,
 }
 
 /// How compressed messages (RSV1) are inflated (permessage-deflate).
@@ -119,7 +142,8 @@ pub enum Inflate {
 #[derive(Debug)]
 pub struct Decoder {
     role: Role,
-    assembly: Assembly,
+    /// Per kind: text, binary.
+    assembly: [Assembly; 2],
     limits: Limits,
     rsv1: bool,
     inflate: Option<Inflate>,
@@ -153,7 +177,7 @@ impl Decoder {
     pub fn new(role: Role, limits: Limits) -> Self {
         Self {
             role,
-            assembly: Assembly::Messages,
+            assembly: [Assembly::Messages; 2],
             limits,
             rsv1: false,
             inflate: None,
@@ -169,10 +193,20 @@ impl Decoder {
         }
     }
 
-    /// Hands over data frames as they complete instead of whole messages.
+    /// Hands over the data messages of both kinds as `assembly` says.
     pub fn assembly(mut self, assembly: Assembly) -> Self {
-        self.assembly = assembly;
+        self.assembly = [assembly; 2];
         self
+    }
+
+    /// Hands over the data messages of `kind` as `assembly` says.
+    pub fn assembly_for(mut self, kind: DataKind, assembly: Assembly) -> Self {
+        self.assembly[kind as usize] = assembly;
+        self
+    }
+
+    fn mode(&self, kind: DataKind) -> Assembly {
+        self.assembly[kind as usize]
     }
 
     /// Accepts RSV1 on the first frame of a data message (a negotiated permessage-deflate).
@@ -222,7 +256,15 @@ impl Decoder {
                 continue;
             };
             let remaining = cur.header.len - cur.got;
-            let take = remaining.min(input.len() as u64) as usize;
+            let stream = !cur.header.opcode.is_control()
+                && self
+                    .message
+                    .is_some_and(|p| self.mode(p.kind) == Assembly::Stream);
+            let step = match self.message {
+                Some(p) if stream && p.compressed => STREAM_INFLATE_STEP as u64,
+                _ => u64::MAX,
+            };
+            let take = remaining.min(input.len() as u64).min(step) as usize;
             if take > 0 {
                 let (now, rest) = input.split_at(take);
                 let target = if cur.header.opcode.is_control() {
@@ -237,6 +279,17 @@ impl Decoder {
                 }
                 cur.got += take as u64;
                 *input = rest;
+            }
+            if stream {
+                let complete = cur.got == cur.header.len;
+                self.current = (!complete).then_some(cur);
+                if let Some(event) = self.stream_chunk(complete && cur.header.fin)? {
+                    return Ok(Some(event));
+                }
+                if !complete && input.is_empty() {
+                    return Ok(None);
+                }
+                continue;
             }
             if cur.got < cur.header.len {
                 self.current = Some(cur);
@@ -346,11 +399,19 @@ impl Decoder {
                         compressed: header.rsv1,
                         started: false,
                         size: 0,
+                        inflated: 0,
                     }
                 }
             };
             let limit = self.limit(partial.kind)?;
             let size = partial.size.saturating_add(header.len);
+            let mode = self.mode(partial.kind);
+            // In parts, each frame is checked alone; otherwise the message so far.
+            let counted = if mode == Assembly::Frames {
+                header.len
+            } else {
+                size
+            };
             // A compressed message is checked against its limit again, inflated; as received
             // it may be a little larger than inflated (stored blocks cost 5 bytes per 64 KiB).
             let cap = if partial.compressed {
@@ -358,12 +419,17 @@ impl Decoder {
             } else {
                 limit
             };
-            if size > cap as u64 {
-                return Err(WireError::TooBig { size, limit });
+            if counted > cap as u64 {
+                return Err(WireError::TooBig {
+                    size: counted,
+                    limit,
+                });
             }
             // Room for the whole frame at once (it is within the limit), capped so that a
-            // header alone cannot make the server allocate much.
-            self.data.reserve(header.len.min(RESERVE_CAP) as usize);
+            // header alone cannot make the server allocate much; a stream keeps no frame.
+            if mode != Assembly::Stream {
+                self.data.reserve(header.len.min(RESERVE_CAP) as usize);
+            }
             validate = partial.kind == DataKind::Text && !partial.compressed;
             self.message = Some(Partial { size, ..partial });
         }
@@ -393,7 +459,7 @@ impl Decoder {
                 self.utf8.finish()?;
             }
         }
-        if self.assembly == Assembly::Frames {
+        if self.mode(partial.kind) == Assembly::Frames {
             let first = !partial.started;
             if !header.fin {
                 self.message = Some(Partial {
@@ -401,12 +467,19 @@ impl Decoder {
                     ..partial
                 });
             }
+            let mut payload = std::mem::take(&mut self.data);
+            let mut compressed = partial.compressed;
+            if compressed && self.inflate.is_some() {
+                let limit = self.limit(partial.kind)?;
+                payload = self.inflate_piece(partial.kind, &payload, header.fin, limit)?;
+                compressed = false;
+            }
             return Ok(Some(Event::Fragment {
                 kind: partial.kind,
-                payload: std::mem::take(&mut self.data),
+                payload,
                 first,
                 fin: header.fin,
-                compressed: partial.compressed,
+                compressed,
             }));
         }
         if !header.fin {
@@ -429,6 +502,84 @@ impl Decoder {
 }
 
 impl Decoder {
+    /// Inflates one piece of a message handed over in parts or as a stream, with the
+    /// connection's own inflater (the context runs through the message; without context
+    /// takeover the inflater is given back at the message's end). Text is validated as it
+    /// inflates, and completed at `last`.
+    fn inflate_piece(
+        &mut self,
+        kind: DataKind,
+        input: &[u8],
+        last: bool,
+        limit: usize,
+    ) -> Result<Vec<u8>, WireError> {
+        let mut out = Vec::new();
+        let text = kind == DataKind::Text;
+        let utf8 = &mut self.utf8;
+        let check = |piece: &[u8]| if text { utf8.feed(piece) } else { Ok(()) };
+        self.inflater
+            .get_or_insert_with(Default::default)
+            .inflate_part(input, last, limit, &mut out, check)?;
+        if last {
+            if text {
+                self.utf8.finish()?;
+            }
+            if self.inflate == Some(Inflate::PerMessage) {
+                self.inflater = None;
+            }
+        }
+        Ok(out)
+    }
+
+    /// `Assembly::Stream`: hands over what arrived of the current frame (`self.data`), or
+    /// nothing when there is nothing yet; `last`: the message's last frame is complete.
+    fn stream_chunk(&mut self, last: bool) -> Result<Option<Event>, WireError> {
+        let Some(mut partial) = self.message else {
+            return Err(WireError::Protocol("data frame without a message"));
+        };
+        let raw = std::mem::take(&mut self.data);
+        let data = if partial.compressed && self.inflate.is_some() {
+            let limit = self.limit(partial.kind)?;
+            let left = limit.saturating_sub(partial.inflated as usize);
+            let out =
+                self.inflate_piece(partial.kind, &raw, last, left)
+                    .map_err(|err| match err {
+                        WireError::TooBig { size, .. } => WireError::TooBig {
+                            size: partial.inflated + size,
+                            limit,
+                        },
+                        other => other,
+                    })?;
+            partial.inflated += out.len() as u64;
+            out
+        } else {
+            if last && partial.kind == DataKind::Text {
+                // Every byte went through `self.utf8` as it arrived (`validate`).
+                self.utf8.finish()?;
+            }
+            raw
+        };
+        if data.is_empty() && !last {
+            self.message = Some(partial);
+            return Ok(None);
+        }
+        let first = !partial.started;
+        self.message = if last {
+            None
+        } else {
+            Some(Partial {
+                started: true,
+                ..partial
+            })
+        };
+        Ok(Some(Event::Chunk {
+            kind: partial.kind,
+            data,
+            first,
+            last,
+        }))
+    }
+
     /// Inflates a compressed message, validating text as it inflates.
     fn inflated(
         &mut self,

@@ -357,10 +357,25 @@ impl Inflater {
         input: &[u8],
         limit: usize,
         out: &mut Vec<u8>,
+        check: impl FnMut(&[u8]) -> Result<(), WireError>,
+    ) -> Result<(), WireError> {
+        self.inflate_part(input, true, limit, out, check)
+    }
+
+    /// Inflates a piece of a message (a frame's payload, or a chunk of it, in order); `last`:
+    /// the message ends with this piece (the sync-flush tail is appended). The output of this
+    /// piece is limited to `limit` bytes as in [`inflate`](Self::inflate).
+    pub fn inflate_part(
+        &mut self,
+        input: &[u8],
+        last: bool,
+        limit: usize,
+        out: &mut Vec<u8>,
         mut check: impl FnMut(&[u8]) -> Result<(), WireError>,
     ) -> Result<(), WireError> {
         let d = &mut self.inner;
-        let mut feed: [&[u8]; 2] = [input, &TAIL];
+        let tail: &[u8] = if last { &TAIL } else { &[] };
+        let mut feed: [&[u8]; 2] = [input, tail];
         let mut part = 0;
         loop {
             let before_in = d.total_in();
