@@ -310,20 +310,15 @@ fn other_param(
                 payload.flatten().as_deref(),
                 Some("String" | "Bytes" | "Vec")
             );
-            let lasts = h
-                .params
-                .iter()
-                .filter(|p| {
-                    matches!(
-                        p,
-                        Param::Other {
-                            class: TypeClass::Last,
-                            ..
-                        }
-                    )
-                })
-                .count();
-            if lasts > 1 {
+            let first_last = h.params.iter().find_map(|p| match p {
+                Param::Other {
+                    class: TypeClass::Last,
+                    ty,
+                    ..
+                } => Some(ty),
+                _ => None,
+            });
+            if first_last.is_some_and(|first| !std::ptr::eq(first, ty)) {
                 errors.push(err(
                     "a second `bool`: a handler that takes parts has one `last: bool` parameter".into(),
                 ));

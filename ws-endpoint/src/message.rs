@@ -85,7 +85,7 @@ pub struct Pong(pub Bytes);
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be the payload of an #[on_message] handler",
     label = "not a message payload",
-    note = "a payload is one of: String (text), Bytes or Vec<u8> (binary), Json<T> (text, decoded with serde), Pong, or your type in Text<T> / Binary<T> (implement ws_endpoint::codec::DecodeText / DecodeBinary)"
+    note = "a payload is one of: String (text), Bytes or Vec<u8> (binary), Json<T> (text, decoded with serde), Pong, TextStream / BinaryStream (the message as it arrives), or your type in Text<T> / Binary<T> (implement ws_endpoint::codec::DecodeText / DecodeBinary)"
 )]
 pub trait MessagePayload: Sized {
     /// Which messages this payload takes.

@@ -619,7 +619,8 @@ mod tests {
         let zeros = vec![0u8; 16 << 20];
         let mut c = Vec::new();
         Deflater::new(1, 15).compress(&zeros, &mut c);
-        assert!(c.len() < 128 * 1024, "{}", c.len());
+        // (zlib-rs's fastest level compresses zeros about 100:1; that is bomb enough)
+        assert!(c.len() < (16 << 20) / 50, "{}", c.len());
         let limit = 4 << 20;
         let mut out = Vec::new();
         let err = inflate_shared(&c, limit, &mut out, |_| Ok(())).unwrap_err();
