@@ -18,18 +18,19 @@
 //! public class EchoAnnotation {                       impl EchoAnnotation {
 //!   @OnMessage                                          #[on_message]
 //!   public void echoTextMessage(Session session,        async fn echo_text_message(&mut self,
-//!       String msg, boolean last) {                         session: &Session, msg: String) {
-//!     try {                                                 if session.is_open()
-//!       if (session.isOpen())                                   && session.text(msg).await.is_err()
-//!         session.getBasicRemote()                          {
-//!                .sendText(msg, last);                          let _ = session.close(…).await;
-//!     } catch (IOException ioe) {                           }
-//!       try { session.close(); } catch (…) {}           }
-//!     }
+//!       String msg, boolean last) {                         session: &Session, msg: String,
+//!     try {                                                 last: bool) {
+//!       if (session.isOpen())                               if session.is_open() && session
+//!         session.getBasicRemote()                              .send_partial(msg, last)
+//!                .sendText(msg, last);                          .await.is_err() {
+//!     } catch (IOException ioe) {                             let _ = session.close(…).await;
+//!       try { session.close(); } catch (…) {}               }
+//!     }                                                   }
 //!   }
 //!   @OnMessage                                          #[on_message]
 //!   public void echoBinaryMessage(Session session,      async fn echo_binary_message(&mut self,
-//!       ByteBuffer bb, boolean last) { … }                  session: &Session, bb: Bytes) { … }
+//!       ByteBuffer bb, boolean last) { … }                  session: &Session, bb: Bytes,
+//!                                                           last: bool) { … }
 //!   @OnMessage                                          #[on_message]
 //!   public void echoPongMessage(PongMessage pm) {}      fn echo_pong_message(&mut self, _pm: Pong) {}
 //! }                                                   }
@@ -37,18 +38,16 @@
 //!
 //! # Differences from the Java originals
 //!
-//! * **Partial messages.** The Java handlers take `(String msg, boolean last)` / `(ByteBuffer
-//!   bb, boolean last)` and echo each part as it comes (`sendText(msg, last)`); the stream variant
-//!   writes the parts to `getSendWriter()` / `getSendStream()`. ws-endpoint has no partial-message
-//!   handlers: the runtime reassembles the fragments, validates the UTF-8 of the whole text, and
-//!   calls the handler once with the whole message. So a message sent in three fragments comes
-//!   back as one unfragmented message. Every client sees the same message either way (RFC 6455
-//!   fragmentation is not part of a message's meaning), but the message must fit in memory:
-//!   both endpoints here take up to 16 MiB per message (the limit of `examples/echo.rs`), a
-//!   larger one is closed with 1009. Tomcat, streaming the parts, has no limit for these two.
-//! * **Stream variant.** `EchoStreamAnnotation`'s `Writer` / `OutputStream` has no counterpart
-//!   (and needs none for whole messages): its port returns the message, which the runtime sends
-//!   back, as JSR 356 does with a non-void `@OnMessage`.
+//! * **Partial messages, as in Tomcat.** Both endpoints take each message in parts (`msg:
+//!   String, last: bool`, one call per frame, a character cut between frames carried over to
+//!   the next part) and echo it part for part: `EchoAnnotation` with `session.send_partial(msg,
+//!   last)` (Java's `sendText(msg, last)`), `EchoStreamAnnotation` through a `TextWriter` /
+//!   `BinaryWriter` kept between parts (Java's `getSendWriter()` / `getSendStream()`), finished
+//!   at the last part. A text sent in three fragments comes back as three fragments, and a
+//!   message of any size passes through: the 16 MiB limit applies to each part.
+//! * **A writer left unfinished** (the session closes mid-message) is dropped with the endpoint:
+//!   the session is closing anyway; a writer dropped unfinished on an open session closes it
+//!   with 1011.
 //! * **`EchoAsyncAnnotation`** (`getAsyncRemote()`, disabled in Tomcat's examples) is the same
 //!   echo again: every ws-endpoint send is asynchronous, so it would be `EchoStreamAnnotation`
 //!   once more, and is left out; so is the programmatic `EchoEndpoint` (`extends Endpoint`),
@@ -57,9 +56,13 @@
 //!   need not answer them. Pongs the peer sends are ignored, as in Tomcat (`echoPongMessage` is
 //!   a no-op there too); pings are answered with a pong by the runtime, as by Tomcat.
 
-use ws_endpoint::prelude::*;
+use tokio::io::AsyncWriteExt as _;
+use ws_endpoint::{prelude::*, BinaryWriter, SendError, TextWriter};
 
-/// Port of `EchoAnnotation`: the Java method by method.
+/// Port of `EchoAnnotation`: the Java method by method. Like Tomcat, it takes each message in
+/// parts (`last: bool`) and echoes part for part (`send_partial`, Java's `sendText(msg, last)`):
+/// a text sent in three fragments comes back as three fragments, and a message of any size
+/// passes through (the limit, 16 MiB, applies to each part).
 #[derive(Default)]
 pub struct EchoAnnotation;
 
@@ -69,11 +72,9 @@ pub struct EchoAnnotation;
     heartbeat = false
 )]
 impl EchoAnnotation {
-    /// Echoes a text message. The Java one gets the message in parts (`boolean last`); this
-    /// one gets it whole (see the module notes).
     #[on_message]
-    async fn echo_text_message(&mut self, session: &Session, msg: String) {
-        if session.is_open() && session.text(msg).await.is_err() {
+    async fn echo_text_message(&mut self, session: &Session, msg: String, last: bool) {
+        if session.is_open() && session.send_partial(msg, last).await.is_err() {
             // Tomcat closes the session on an IOException. A failed send here means the
             // session is already closed (or the peer stopped reading and was dropped), so this
             // close is a no-op kept for the side-by-side.
@@ -81,10 +82,9 @@ impl EchoAnnotation {
         }
     }
 
-    /// Echoes a binary message, whole.
     #[on_message]
-    async fn echo_binary_message(&mut self, session: &Session, bb: Bytes) {
-        if session.is_open() && session.binary(bb).await.is_err() {
+    async fn echo_binary_message(&mut self, session: &Session, bb: Bytes, last: bool) {
+        if session.is_open() && session.send_partial(bb, last).await.is_err() {
             let _ = session.close(CloseReason::normal()).await;
         }
     }
@@ -94,9 +94,13 @@ impl EchoAnnotation {
     fn echo_pong_message(&mut self, _pm: Pong) {}
 }
 
-/// Port of `EchoStreamAnnotation`, the idiomatic way: the returned message is sent back.
+/// Port of `EchoStreamAnnotation`: each part that comes in is written to the message's writer
+/// (Java's `getSendWriter()` / `getSendStream()`), which the last part closes.
 #[derive(Default)]
-pub struct EchoStreamAnnotation;
+pub struct EchoStreamAnnotation {
+    writer: Option<TextWriter>,
+    stream: Option<BinaryWriter>,
+}
 
 #[server_endpoint(
     "/websocket/echoStreamAnnotation",
@@ -105,13 +109,45 @@ pub struct EchoStreamAnnotation;
 )]
 impl EchoStreamAnnotation {
     #[on_message]
-    fn echo_text_message(&mut self, msg: String) -> String {
-        msg
+    async fn echo_text_message(
+        &mut self,
+        session: &Session,
+        msg: String,
+        last: bool,
+    ) -> Result<(), SendError> {
+        if self.writer.is_none() {
+            self.writer = Some(session.text_writer().await?);
+        }
+        let writer = self.writer.as_mut().expect("just set");
+        writer
+            .write_all(msg.as_bytes())
+            .await
+            .map_err(|_| SendError::Closed)?;
+        if last {
+            self.writer.take().expect("open").finish().await?;
+        }
+        Ok(())
     }
 
     #[on_message]
-    fn echo_binary_message(&mut self, msg: Bytes) -> Bytes {
-        msg
+    async fn echo_binary_message(
+        &mut self,
+        session: &Session,
+        msg: Bytes,
+        last: bool,
+    ) -> Result<(), SendError> {
+        if self.stream.is_none() {
+            self.stream = Some(session.binary_writer().await?);
+        }
+        let stream = self.stream.as_mut().expect("just set");
+        stream
+            .write_all(&msg)
+            .await
+            .map_err(|_| SendError::Closed)?;
+        if last {
+            self.stream.take().expect("open").finish().await?;
+        }
+        Ok(())
     }
 
     #[on_message]

@@ -424,7 +424,7 @@ async fn a_browser_s_deflate_offer_is_accepted_and_events_arrive_compressed() {
         "{}",
         raw.head
     );
-    let mut inflate = |payload: &[u8]| -> Value {
+    let inflate = |payload: &[u8]| -> Value {
         let mut out = Vec::new();
         ws_endpoint::wire::deflate::inflate_shared(payload, 1 << 20, &mut out, |_| Ok(())).unwrap();
         serde_json::from_slice(&out).unwrap()

@@ -80,59 +80,93 @@ async fn echo_stream_annotation_echoes_text_and_binary() {
     echo_text_and_binary("/websocket/echoStreamAnnotation").await;
 }
 
-/// A message sent in three fragments comes back whole, as one unfragmented message.
-async fn echo_fragments(path: &str) {
-    let srv = start(tomcat_echo::configure);
-    let mut raw = Raw::connect(srv.addr, path).await;
+fn frame(opcode: u8, fin: bool, payload: &[u8]) -> RawFrame {
+    RawFrame::Frame {
+        opcode,
+        fin,
+        payload: payload.to_vec(),
+    }
+}
 
-    // text: FIN=0 opcode 1, FIN=0 continuation, FIN=1 continuation
-    raw.send_frame(0x01, "Hel".as_bytes()).await;
-    raw.send_frame(0x00, "lo, fragm".as_bytes()).await;
-    raw.send_frame(0x80, "ented wörld".as_bytes()).await;
-    assert_eq!(
-        raw.read_frame().await,
-        RawFrame::Frame {
-            opcode: 1,
-            fin: true,
-            payload: "Hello, fragmented wörld".as_bytes().to_vec(),
-        }
-    );
+/// EchoAnnotation echoes part for part, as Tomcat does: a text sent in three fragments comes
+/// back as three fragments (a character cut between two fragments goes with the next part).
+#[tokio::test]
+async fn echo_annotation_echoes_a_fragmented_message_part_for_part() {
+    let srv = start(tomcat_echo::configure);
+    let mut raw = Raw::connect(srv.addr, "/websocket/echoAnnotation").await;
+    let last = "ented wörld".as_bytes();
+    raw.send_frame(0x01, b"Hel").await;
+    raw.send_frame(0x00, b"lo, fragm").await;
+    raw.send_frame(0x80, last).await;
+    assert_eq!(raw.read_frame().await, frame(1, false, b"Hel"));
+    assert_eq!(raw.read_frame().await, frame(0, false, b"lo, fragm"));
+    assert_eq!(raw.read_frame().await, frame(0, true, last));
 
     // binary, with a ping between the fragments (answered at once, RFC 6455 §5.4)
     raw.send_frame(0x02, &[1, 2]).await;
     raw.send_frame(0x89, b"p").await;
     raw.send_frame(0x00, &[3]).await;
     raw.send_frame(0x80, &[4, 5]).await;
-    assert_eq!(
-        raw.read_frame().await,
-        RawFrame::Frame {
-            opcode: 0xA,
-            fin: true,
-            payload: b"p".to_vec(),
-        }
-    );
-    assert_eq!(
-        raw.read_frame().await,
-        RawFrame::Frame {
-            opcode: 2,
-            fin: true,
-            payload: vec![1, 2, 3, 4, 5],
-        }
-    );
+    assert_eq!(raw.read_frame().await, frame(2, false, &[1, 2]));
+    assert_eq!(raw.read_frame().await, frame(0xA, true, b"p"));
+    assert_eq!(raw.read_frame().await, frame(0, false, &[3]));
+    assert_eq!(raw.read_frame().await, frame(0, true, &[4, 5]));
 
     raw.send_frame(0x88, &1000u16.to_be_bytes()).await;
     assert_eq!(raw.expect_close().await.0, 1000);
     srv.stop().await;
 }
 
+/// EchoStreamAnnotation writes each part to the message's writer, which sends 32 KiB frames
+/// as it fills and the rest when the last part closes it: a small message comes back in one
+/// frame, a large one in several, each byte in order.
 #[tokio::test]
-async fn echo_annotation_returns_a_fragmented_message_whole() {
-    echo_fragments("/websocket/echoAnnotation").await;
-}
+async fn echo_stream_annotation_streams_through_a_writer() {
+    let srv = start(tomcat_echo::configure);
+    let mut raw = Raw::connect(srv.addr, "/websocket/echoStreamAnnotation").await;
+    raw.send_frame(0x01, b"Hel").await;
+    raw.send_frame(0x00, b"lo, fragm").await;
+    raw.send_frame(0x80, "ented wörld".as_bytes()).await;
+    assert_eq!(
+        raw.read_frame().await,
+        frame(1, true, "Hello, fragmented wörld".as_bytes())
+    );
 
-#[tokio::test]
-async fn echo_stream_annotation_returns_a_fragmented_message_whole() {
-    echo_fragments("/websocket/echoStreamAnnotation").await;
+    // 100 KiB in four fragments: back as several frames (32 KiB as the writer fills).
+    let data: Vec<u8> = (0..100 * 1024).map(|i| (i % 251) as u8).collect();
+    for (i, piece) in data.chunks(25 * 1024 + 1).enumerate() {
+        let first = if i == 0 { 0x02 } else { 0x00 };
+        let fin = if (i + 1) * (25 * 1024 + 1) >= data.len() {
+            0x80
+        } else {
+            0
+        };
+        raw.send_frame(first | fin, piece).await;
+    }
+    let mut back = Vec::new();
+    let mut frames = 0;
+    loop {
+        let RawFrame::Frame {
+            opcode,
+            fin,
+            payload,
+        } = raw.read_frame().await
+        else {
+            panic!("connection ended")
+        };
+        assert_eq!(opcode, if frames == 0 { 2 } else { 0 });
+        back.extend(payload);
+        frames += 1;
+        if fin {
+            break;
+        }
+    }
+    assert_eq!(back, data);
+    assert!(frames >= 3, "{frames} frames");
+
+    raw.send_frame(0x88, &1000u16.to_be_bytes()).await;
+    assert_eq!(raw.expect_close().await.0, 1000);
+    srv.stop().await;
 }
 
 // ---------- chat ----------

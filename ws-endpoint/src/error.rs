@@ -232,6 +232,10 @@ pub enum SendError {
     /// [`Session::close`](crate::Session::close) with a code RFC 6455 forbids on the wire
     /// (e.g. 1005, 1006, 1015); the session was not closed.
     InvalidCloseCode(u16),
+    /// A message sent in parts ([`Session::send_partial`](crate::Session::send_partial), a
+    /// writer) cannot take this part: another writer holds the message, or the part is of the
+    /// other kind (text in a binary message, or the reverse). Nothing was sent.
+    MessageInProgress,
 }
 
 impl fmt::Display for SendError {
@@ -243,6 +247,9 @@ impl fmt::Display for SendError {
             SendError::InvalidCloseCode(code) => {
                 write!(f, "close code {code} may not be sent on the wire")
             }
+            SendError::MessageInProgress => f.write_str(
+                "a message sent in parts is in progress (another writer's, or of the other kind)",
+            ),
         }
     }
 }

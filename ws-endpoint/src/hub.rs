@@ -263,7 +263,8 @@ fn deliver(targets: &[Session], frame: &OutFrame) -> Delivery {
         match session.offer(shared.for_queue(&session.inner.out), frame.payload.len()) {
             Ok(()) => delivery.sent += 1,
             Err(Refused::Closed) => delivery.closed += 1,
-            Err(Refused::Full(_)) => match session.inner.slow_consumer {
+            // Full, or behind a message being sent in parts with the budget used up.
+            Err(Refused::Full(_) | Refused::Behind(_)) => match session.inner.slow_consumer {
                 SlowConsumer::DropMessages => {
                     session.inner.metrics.dropped.increment(1);
                     delivery.dropped += 1

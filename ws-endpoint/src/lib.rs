@@ -110,8 +110,8 @@ pub use crate::{
     server::{on_connect, shutdown_on_signal, WsServerExt, CLOSE_LINGER},
     service::EndpointService,
     session::{
-        buffered_total, max_buffered_total, set_max_buffered_total, Session, SessionId,
-        DEFAULT_MAX_BUFFERED_TOTAL,
+        buffered_total, max_buffered_total, set_max_buffered_total, BinaryWriter, Session,
+        SessionId, TextWriter, DEFAULT_MAX_BUFFERED_TOTAL,
     },
 };
 pub use bytes::Bytes;

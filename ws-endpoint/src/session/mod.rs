@@ -27,11 +27,14 @@ use crate::{
 };
 
 pub(crate) mod outbound;
+mod writer;
 
 pub use outbound::{
     buffered_total, max_buffered_total, set_max_buffered_total, DEFAULT_MAX_BUFFERED_TOTAL,
 };
 pub(crate) use outbound::{Body, OutFrame, Outbound, Refused, SendDeflate, Shared};
+pub(crate) use writer::PartialOut;
+pub use writer::{BinaryWriter, TextWriter};
 
 /// A session's identifier, unique in the process (JSR 356 `Session.getId()`).
 ///
@@ -124,6 +127,8 @@ pub(crate) struct Inner {
     socket: Option<ConnFd>,
     /// What a broadcast does when this session's queue is full.
     pub(crate) slow_consumer: SlowConsumer,
+    /// The message being sent in parts, if any (`send_partial`, writers).
+    pub(crate) partial: Mutex<PartialOut>,
     /// This session's metric handles.
     pub(crate) metrics: SessionMetrics,
 }
@@ -192,6 +197,7 @@ impl Session {
                 changed: AtomicBool::new(false),
                 socket: settings.socket,
                 slow_consumer: settings.slow_consumer,
+                partial: Mutex::new(PartialOut::default()),
                 metrics: settings.metrics,
             }),
         }
@@ -405,12 +411,27 @@ impl Session {
             Err(Refused::Closed) => return Err(SendError::Closed),
             // Boxed: keeps the waiting machinery out of every caller's future.
             Err(Refused::Full(frame)) => Box::pin(self.queue_waiting(frame)).await?,
+            Err(Refused::Behind(frame)) => Box::pin(self.queue_behind(frame)).await?,
         }
         if data {
             self.inner.metrics.sent(opcode, len);
             self.touch();
         }
         Ok(())
+    }
+
+    /// A message is being sent in parts and the budget is used up: waits (without a timeout:
+    /// the socket is not at fault) for it to end, then queues as usual.
+    async fn queue_behind(&self, mut frame: OutFrame) -> Result<(), SendError> {
+        loop {
+            self.inner.out.message_ended().await;
+            match self.inner.out.push(frame) {
+                Ok(()) => return Ok(()),
+                Err(Refused::Closed) => return Err(SendError::Closed),
+                Err(Refused::Full(f)) => return self.queue_waiting(f).await,
+                Err(Refused::Behind(f)) => frame = f,
+            }
+        }
     }
 
     async fn queue_waiting(&self, frame: OutFrame) -> Result<(), SendError> {
@@ -483,7 +504,7 @@ impl Session {
         match self.offer(frame, len) {
             Ok(()) => Ok(()),
             Err(Refused::Closed) => Err(SendError::Closed),
-            Err(Refused::Full(_)) => Err(SendError::Full),
+            Err(Refused::Full(_) | Refused::Behind(_)) => Err(SendError::Full),
         }
     }
 
@@ -518,6 +539,7 @@ impl Session {
             Ok(()) => {}
             Err(Refused::Closed) => return Err(SendError::Closed),
             Err(Refused::Full(frame)) => Box::pin(self.queue_waiting(frame)).await?,
+            Err(Refused::Behind(frame)) => Box::pin(self.queue_behind(frame)).await?,
         }
         self.inner.metrics.sent(opcode, len);
         self.touch();

@@ -142,6 +142,8 @@ pub(crate) struct OutFrame {
     pub(crate) opcode: OpCode,
     pub(crate) deflate: Deflate,
     pub(crate) payload: Bytes,
+    /// The message's last frame (false only for the parts of a message sent in parts).
+    pub(crate) fin: bool,
 }
 
 impl OutFrame {
@@ -154,6 +156,7 @@ impl OutFrame {
                 Deflate::Auto
             },
             payload,
+            fin: true,
         }
     }
 
@@ -186,8 +189,9 @@ impl OutFrame {
     fn header(&self, out: &mut BytesMut) {
         let mut raw = [0u8; MAX_HEADER];
         let n = Header {
-            fin: true,
-            rsv1: self.deflate == Deflate::Done,
+            fin: self.fin,
+            // RSV1 marks a compressed message on its first frame only.
+            rsv1: self.deflate == Deflate::Done && self.opcode != OpCode::Continuation,
             opcode: self.opcode,
             mask: None,
             len: self.payload.len() as u64,
@@ -201,6 +205,9 @@ impl OutFrame {
 pub(crate) enum Refused {
     /// The budget is used up; try again when the writer has made room.
     Full(OutFrame),
+    /// A message is being sent in parts and the frames waiting behind it use up the budget:
+    /// try again when that message has ended (time spent here is not the socket's fault).
+    Behind(OutFrame),
     /// The session is closing or closed.
     Closed,
 }
@@ -217,6 +224,13 @@ enum End {
 
 struct Queue {
     frames: VecDeque<OutFrame>,
+    /// The kind of the message being sent in parts, while it is open.
+    open: Option<OpCode>,
+    /// Data frames queued while a message is open: they follow it, in order, once it ends.
+    held: VecDeque<OutFrame>,
+    /// Their bytes (part of `bytes`): the open message's own parts are not kept waiting by
+    /// what waits behind them.
+    held_bytes: usize,
     /// The rest of a large payload being handed over in slices, and its frame's budget size.
     large: Option<(Bytes, usize)>,
     /// Queued bytes plus those of the frame being handed over.
@@ -238,6 +252,8 @@ pub(crate) struct Outbound {
     deflate: Option<SendDeflate>,
     /// Senders waiting for room.
     space: Notify,
+    /// Senders waiting for a message sent in parts to end.
+    ended: Notify,
     waiting: AtomicUsize,
 }
 
@@ -251,6 +267,9 @@ impl Outbound {
             deflate,
             q: Mutex::new(Queue {
                 frames: VecDeque::new(),
+                open: None,
+                held: VecDeque::new(),
+                held_bytes: 0,
                 large: None,
                 bytes: 0,
                 end: End::Open,
@@ -261,6 +280,7 @@ impl Outbound {
             }),
             budget,
             space: Notify::new(),
+            ended: Notify::new(),
             waiting: AtomicUsize::new(0),
         }
     }
@@ -284,14 +304,24 @@ impl Outbound {
             if q.end != End::Open {
                 return Err(Refused::Closed);
             }
+            let behind = q.open.is_some() && !frame.opcode.is_control();
             if q.bytes > 0
                 && (q.bytes + size > self.budget
                     || TOTAL.load(Ordering::Relaxed) + size > TOTAL_CAP.load(Ordering::Relaxed))
             {
-                return Err(Refused::Full(frame));
+                return Err(if behind {
+                    Refused::Behind(frame)
+                } else {
+                    Refused::Full(frame)
+                });
             }
             q.bytes += size;
             TOTAL.fetch_add(size, Ordering::Relaxed);
+            if behind {
+                q.held_bytes += size;
+                q.held.push_back(frame);
+                return Ok(());
+            }
             q.frames.push_back(frame);
             q.writer.take()
         };
@@ -299,6 +329,88 @@ impl Outbound {
             w.wake();
         }
         Ok(())
+    }
+
+    /// Queues one part of a message sent in parts (its opcode is set here: the message's kind
+    /// first, continuations after), if the budget has room. The first part opens the message:
+    /// other data frames wait behind it until the last part.
+    pub(crate) fn push_part(&self, mut frame: OutFrame, kind: OpCode) -> Result<(), Refused> {
+        let size = frame.size();
+        let waker = {
+            let mut q = lock(&self.q);
+            if q.end != End::Open {
+                return Err(Refused::Closed);
+            }
+            let own = q.bytes - q.held_bytes;
+            if own > 0
+                && (own + size > self.budget
+                    || TOTAL.load(Ordering::Relaxed) + size > TOTAL_CAP.load(Ordering::Relaxed))
+            {
+                return Err(Refused::Full(frame));
+            }
+            frame.opcode = if q.open.is_some() {
+                OpCode::Continuation
+            } else {
+                kind
+            };
+            q.open = (!frame.fin).then_some(kind);
+            q.bytes += size;
+            TOTAL.fetch_add(size, Ordering::Relaxed);
+            q.frames.push_back(frame);
+            if q.open.is_none() {
+                // The message is complete: what waited behind it follows.
+                let held = std::mem::take(&mut q.held);
+                q.held_bytes = 0;
+                q.frames.extend(held);
+            }
+            q.writer.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        if !self.message_open() {
+            self.ended.notify_waiters();
+        }
+        Ok(())
+    }
+
+    /// Notified when a message sent in parts ends or the queue stops taking frames.
+    pub(crate) fn ended_notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.ended.notified()
+    }
+
+    /// Notified when the writer made room.
+    pub(crate) fn space_notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.space.notified()
+    }
+
+    /// The compressor settings (level, window) for a message this session sends in parts:
+    /// `Some` when permessage-deflate was agreed without context takeover.
+    pub(crate) fn shared_deflate(&self) -> Option<(u32, u8)> {
+        self.deflate
+            .filter(|d| !d.context_takeover)
+            .map(|d| (d.level, d.window_bits))
+    }
+
+    /// Whether a message sent in parts is open.
+    pub(crate) fn message_open(&self) -> bool {
+        lock(&self.q).open.is_some()
+    }
+
+    /// Ready once no message sent in parts is open (or the queue stopped taking frames).
+    pub(crate) async fn message_ended(&self) {
+        loop {
+            let notified = self.ended.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let q = lock(&self.q);
+                if q.open.is_none() || q.end != End::Open {
+                    return;
+                }
+            }
+            notified.await;
+        }
     }
 
     /// Queues a frame, waiting for room; `Err(Closed)` if the session closes meanwhile.
@@ -320,7 +432,7 @@ impl Outbound {
             match self.push(frame) {
                 Ok(()) => return Ok(()),
                 Err(Refused::Closed) => return Err(()),
-                Err(Refused::Full(f)) => frame = f,
+                Err(Refused::Full(f) | Refused::Behind(f)) => frame = f,
             }
             notified.await;
         }
@@ -341,12 +453,18 @@ impl Outbound {
                 q.frames.push_back(frame);
             }
             q.end = End::Finish;
+            // Data waiting behind an unfinished message in parts is never sent.
+            let held: usize = q.held.drain(..).map(|f| f.size()).sum();
+            q.held_bytes = 0;
+            q.bytes -= held;
+            TOTAL.fetch_sub(held, Ordering::Relaxed);
             q.writer.take()
         };
         if let Some(w) = waker {
             w.wake();
         }
         self.space.notify_waiters();
+        self.ended.notify_waiters();
         true
     }
 
@@ -361,6 +479,8 @@ impl Outbound {
             // Everything queued goes, the payload being sliced too: a peer that never lets
             // actix-http pull the body again must not keep it counted (or allocated).
             let mut queued: usize = q.frames.drain(..).map(|f| f.size()).sum();
+            queued += q.held.drain(..).map(|f| f.size()).sum::<usize>();
+            q.held_bytes = 0;
             if let Some((_, size)) = q.large.take() {
                 queued += size;
             }
@@ -372,6 +492,7 @@ impl Outbound {
             w.wake();
         }
         self.space.notify_waiters();
+        self.ended.notify_waiters();
     }
 
     pub(crate) fn is_aborted(&self) -> bool {
@@ -439,7 +560,9 @@ impl Drop for Body {
             if let Some((_, size)) = q.large.take() {
                 self.out.release(&mut q, size);
             }
-            let queued: usize = q.frames.drain(..).map(|f| f.size()).sum();
+            let queued: usize = q.frames.drain(..).map(|f| f.size()).sum::<usize>()
+                + q.held.drain(..).map(|f| f.size()).sum::<usize>();
+            q.held_bytes = 0;
             self.out.release(&mut q, queued);
             if q.end == End::Open {
                 q.end = End::Abort;
@@ -447,6 +570,7 @@ impl Drop for Body {
             q.done_waker.take()
         };
         self.out.space.notify_waiters();
+        self.out.ended.notify_waiters();
         if let Some(w) = waker {
             w.wake();
         }

@@ -284,6 +284,13 @@ impl Deflater {
     /// boundary, without the final `00 00 ff ff`. The context is kept: call [`reset`](Self::reset)
     /// for no context takeover.
     pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        self.compress_part(input, out, true);
+    }
+
+    /// Compresses one part of a message sent in parts, flushed to a byte boundary; the final
+    /// `00 00 ff ff` is removed from the `last` part only (the receiver appends it once, after
+    /// the whole message).
+    pub fn compress_part(&mut self, input: &[u8], out: &mut Vec<u8>, last: bool) {
         let start = out.len();
         match &mut self.inner {
             DeflaterKind::Zlib(c) => {
@@ -310,7 +317,7 @@ impl Deflater {
                 });
             }
         }
-        if out[start..].ends_with(&TAIL) {
+        if last && out[start..].ends_with(&TAIL) {
             out.truncate(out.len() - TAIL.len());
         }
     }
