@@ -306,3 +306,126 @@ async fn the_upload_example_streams_256_mib_and_replies_with_its_length_and_sha2
     assert_eq!(reply["sha256"], expected);
     s.stop().await;
 }
+
+#[actix_web::test]
+async fn compressed_messages_inflate_as_they_stream_and_as_parts() {
+    let (s, _) = server();
+    let offer = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+    // 8 MiB that deflate to a few KiB, streamed in 4 frames: inflated as they arrive.
+    let mut raw = Raw::connect_with(s.addr, "/stream", offer).await;
+    assert!(raw.head.contains("permessage-deflate"));
+    let data: Vec<u8> = (0..8u32 << 20).map(|i| b"xyz"[(i % 3) as usize]).collect();
+    let mut c = Vec::new();
+    ws_endpoint::wire::deflate::Deflater::new(6, 15).compress(&data, &mut c);
+    assert!(c.len() < 64 * 1024, "{}", c.len());
+    let quarter = c.len() / 4 + 1;
+    for (i, piece) in c.chunks(quarter).enumerate() {
+        let first = if i == 0 { 0x42 } else { 0x00 }; // RSV1 on the first frame only
+        let fin = if (i + 1) * quarter >= c.len() {
+            0x80
+        } else {
+            0
+        };
+        raw.send_frame(first | fin, piece).await;
+    }
+    assert_eq!(text_reply(&mut raw).await, format!("{}", 8 << 20));
+    s.log.wait_for(&format!("streamed {}", 8 << 20)).await;
+
+    // Parts of a compressed text, each inflated on its own (the context runs through).
+    let mut raw = Raw::connect_with(s.addr, "/parts", offer).await;
+    let mut d = ws_endpoint::wire::deflate::Deflater::new(6, 15);
+    let mut p1 = Vec::new();
+    d.compress_part("héllo ".as_bytes(), &mut p1, false);
+    let mut p2 = Vec::new();
+    d.compress_part("wörld".as_bytes(), &mut p2, true);
+    raw.send_frame(0x41, &p1).await;
+    raw.send_frame(0x80, &p2).await;
+    s.log.wait_for("text \"wörld\" true").await;
+    assert_eq!(
+        s.log.count("text \"héllo \" false"),
+        1,
+        "{:?}",
+        s.log.events()
+    );
+    s.stop().await;
+}
+
+struct Slow {
+    gate: web::Data<Gate>,
+    log: web::Data<Log>,
+}
+
+#[server_endpoint(
+    "/slow",
+    max_message_size = "16MiB",
+    ping_interval = "100ms",
+    pong_timeout = "200ms"
+)]
+impl Slow {
+    #[on_open]
+    fn open(gate: web::Data<Gate>, log: web::Data<Log>) -> Self {
+        Slow { gate, log }
+    }
+
+    /// Holds the socket back until the test opens the gate, far longer than pong_timeout.
+    #[on_message]
+    async fn binary(&mut self, mut data: BinaryStream) -> Result<String, EndpointError> {
+        let mut total = data.next_chunk().await.expect("a first chunk")?.len();
+        self.gate.go.notified().await;
+        while let Some(chunk) = data.next_chunk().await {
+            total += chunk?.len();
+        }
+        Ok(format!("{total}"))
+    }
+
+    #[on_close]
+    fn close(&mut self, reason: CloseReason) {
+        self.log.closed(&reason);
+    }
+}
+
+#[actix_web::test]
+async fn the_heartbeat_does_not_kill_a_session_whose_handler_holds_the_socket_back() {
+    let gate = web::Data::new(Gate::default());
+    let g = gate.clone();
+    let s = start(move |cfg| {
+        cfg.app_data(g.clone()).service(Slow::endpoint());
+    });
+    let mut raw = Raw::connect(s.addr, "/slow").await;
+    // Enough data to fill the stream and the socket buffers, so that the server stops reading
+    // (and cannot see a pong) while the handler waits.
+    raw.send_raw(&zero_masked(0x02, &vec![1u8; 1 << 20])).await;
+    let rest = zero_masked(0x80, &vec![2u8; 8 << 20]);
+    let client = tokio::spawn(async move {
+        if !raw.send_raw_checked(&rest).await {
+            return Err(b"write failed".to_vec());
+        }
+        // Answer the heartbeat from here on, as a browser would.
+        loop {
+            match raw.read_frame().await {
+                RawFrame::Frame {
+                    opcode: 9, payload, ..
+                } => raw.send_frame(0x8A, &payload).await,
+                RawFrame::Frame {
+                    opcode: 1, payload, ..
+                } => return Ok(String::from_utf8(payload).unwrap()),
+                RawFrame::Frame {
+                    opcode: 8, payload, ..
+                } => return Err(payload),
+                RawFrame::Frame { .. } => {}
+                RawFrame::Eof => return Err(b"eof".to_vec()),
+            }
+        }
+    });
+    // Held back for ten pong deadlines (the subject of the test is this wait).
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    gate.go.notify_one();
+    let reply = client.await.unwrap();
+    assert_eq!(
+        reply,
+        Ok(format!("{}", (1 << 20) + (8 << 20))),
+        "{:?}",
+        s.log.events()
+    );
+    s.stop().await;
+}

@@ -16,7 +16,10 @@ use std::{
 use actix_web::dev::Payload;
 use bytes::Bytes;
 use futures_util::{FutureExt as _, StreamExt as _};
-use tokio::time::{sleep_until, timeout, timeout_at};
+use tokio::{
+    sync::mpsc::OwnedPermit,
+    time::{sleep_until, timeout, timeout_at},
+};
 
 use crate::{
     close::{CloseCode, CloseReason},
@@ -526,10 +529,11 @@ fn text_part(carry: &mut Vec<u8>, payload: Vec<u8>, last: bool) -> Option<String
 /// when the stream has room ([`crate::incoming::DEPTH`] chunks): a handler that does not read
 /// holds the socket back. Pings are answered meanwhile, a close or a vanished peer ends the
 /// stream with [`EndpointError::Truncated`], and a bad frame ends it with its error (the session
-/// then closes with that error's code once the handler returns). The heartbeat goes on while the
-/// stream has room; while the handler holds the socket back the pong deadline is pushed back by
-/// as long (the peer's pong may be waiting behind the unread data). Once the handler returns,
-/// what is left of the message is discarded by the receive loop.
+/// then closes with that error's code once the handler returns). The heartbeat goes on, with two
+/// rules for the pong the peer may have queued behind its data: while the handler holds the
+/// socket back, the pong deadline is pushed back by as long; and each chunk that arrives counts
+/// as a pong (a peer that is sending is alive). Once the handler returns, what is left of the
+/// message is discarded by the receive loop.
 async fn stream<E: Endpoint>(
     ep: &mut Live<E>,
     session: &Session,
@@ -551,19 +555,43 @@ async fn stream<E: Endpoint>(
     let handled = {
         let handler = guarded(ep.ep.on_stream(session, &ep.params, message_kind, incoming));
         let mut handler = std::pin::pin!(handler);
+        // Room for the next chunk, reserved before the socket is read.
+        let mut permit: Option<OwnedPermit<Result<Bytes, EndpointError>>> = None;
+        // The handler dropped its stream: what is left of the message is read and discarded.
+        let mut dropped = false;
         loop {
+            if let (None, Some(sender), false) = (&permit, &tx, dropped) {
+                // Waiting for the handler to read: the socket is held back, and so is the pong
+                // deadline (the peer's pong may wait behind the unread data).
+                let sender = sender.clone();
+                let start = Instant::now();
+                tokio::select! {
+                    biased;
+                    handled = &mut handler => break handled,
+                    reserved = sender.reserve_owned() => {
+                        match reserved {
+                            Ok(p) => permit = Some(p),
+                            Err(_) => dropped = true,
+                        }
+                        let held = start.elapsed();
+                        if let Some(due) = timers.pong_due.as_mut() {
+                            *due += held;
+                        }
+                    }
+                }
+                continue;
+            }
             let deadline = timers.next_deadline(session);
-            let sender = tx.clone();
             tokio::select! {
                 biased;
                 handled = &mut handler => break handled,
-                (permit, held, event) = next_chunk(sender, reader), if tx.is_some() => {
-                    if let Some(due) = timers.pong_due.as_mut() {
-                        *due += held;
-                    }
+                event = reader.next(), if tx.is_some() => {
                     let to_stream: Option<Result<Bytes, EndpointError>> = match event {
                         Ok(WireEvent::Chunk { data, first: false, last, .. }) => {
                             timers.last_received = Instant::now();
+                            // Data arriving is as good a sign of life as a pong (which may
+                            // be waiting behind it).
+                            timers.pong_due = None;
                             session.inner.metrics.received_bytes(kind == DataKind::Text, data.len());
                             if last {
                                 tx = None;
@@ -601,8 +629,10 @@ async fn stream<E: Endpoint>(
                             Some(Err(EndpointError::Protocol("unexpected frame".into())))
                         }
                     };
-                    if let (Some(permit), Some(item)) = (permit, to_stream) {
-                        permit.send(item);
+                    if let Some(item) = to_stream {
+                        if let Some(p) = permit.take() {
+                            p.send(item);
+                        }
                     }
                 }
                 _ = sleep_until(deadline.unwrap_or_else(Instant::now).into()), if deadline.is_some() && tx.is_some() => {
@@ -627,26 +657,6 @@ async fn stream<E: Endpoint>(
         return Some(fail(ep, session, err).await);
     }
     ended
-}
-
-/// Waits for room in the stream (the handler has read), then for the next event from the
-/// socket: the permit, how long the handler held the socket back, and the event.
-async fn next_chunk(
-    tx: Option<tokio::sync::mpsc::Sender<Result<Bytes, EndpointError>>>,
-    reader: &mut Reader,
-) -> (
-    Option<tokio::sync::mpsc::OwnedPermit<Result<Bytes, EndpointError>>>,
-    Duration,
-    Result<WireEvent, ReadError>,
-) {
-    let start = Instant::now();
-    // `Err`: the handler dropped its stream; what follows is read and discarded.
-    let permit = match tx {
-        Some(tx) => tx.reserve_owned().await.ok(),
-        None => None,
-    };
-    let held = start.elapsed();
-    (permit, held, reader.next().await)
 }
 
 /// Ready once a close has begun (from a handler, another task, or shutdown), or settings
