@@ -3,7 +3,8 @@
 //! generator; and the fan-out of one message to a room of 1,000 or 10,000 sessions, in one
 //! process and through Redis (issue 4); and the same with permessage-deflate (a JSON corpus
 //! echoed compressed, idle connections after one compressed message, a compressed fan-out),
-//! driven by a compressing client of its own ([`deflate_client`]). Run it with
+//! driven by a compressing client of its own ([`deflate_client`]); and the server's memory
+//! while one 1 GiB binary message is streamed to a `BinaryStream` endpoint ([`upload`]). Run it with
 //! `cargo run --release -p ws-endpoint-bench -- all`; see `BENCHMARKS.md` at the repository root.
 
 #![warn(missing_docs)]
@@ -16,3 +17,4 @@ pub mod heap;
 pub mod report;
 pub mod servers;
 pub mod sys;
+pub mod upload;

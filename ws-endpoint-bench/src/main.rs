@@ -11,15 +11,16 @@
 //! cargo run --release -p ws-endpoint-bench -- fanout      # fan-out only (15 s to 1 min)
 //! cargo run --release -p ws-endpoint-bench -- compression # permessage-deflate: echo, idle, fan-out
 //! cargo run --release -p ws-endpoint-bench -- deflate idle-deflate --rounds 5
+//! cargo run --release -p ws-endpoint-bench -- upload --rounds 1   # server RSS during a 1 GiB upload
 //! cargo run --release -p ws-endpoint-bench -- serve actix-ws 127.0.0.1:9001
 //! cargo run --release -p ws-endpoint-bench -- serve fanout 127.0.0.1:9001 [REDIS_URL]
 //! cargo run --release -p ws-endpoint-bench -- hold 127.0.0.1:9001 1000 10
 //! ```
 //! Options: `--rounds N`, `--servers macro,actix-ws,tungstenite[,actix-ws-nagle]`,
 //! `--variants plain,plain-msg,deflate,keep`, `--measure SECS`, `--flood SECS`, `--idle-conns N`,
-//! `--fanout-fires N`, `--fanout-sessions N,M`, `--no-wait`, `--macro-bin PATH` (serve "macro"
-//! with another build of the echo endpoint, e.g. `target/release/examples/echo`). See
-//! `BENCHMARKS.md`.
+//! `--fanout-fires N`, `--fanout-sessions N,M`, `--upload-mib N`, `--no-wait`, `--macro-bin PATH`
+//! (serve "macro" with another build of the echo endpoint, e.g. `target/release/examples/echo`).
+//! See `BENCHMARKS.md`.
 //!
 //! The compression scenarios (`deflate-w1`, `deflate-w16`, `idle-deflate`, `fanout-deflate`) run
 //! against the `macro` server only; their columns are not servers but client variants
@@ -27,6 +28,12 @@
 //! context takeover), `keep` (the same offer to `/keep`, `compression(context_takeover = true)`),
 //! and for `idle-deflate` also `plain-msg` (no offer, one message echoed), in alternating rounds
 //! with ratios to `plain`.
+//!
+//! The `upload` scenario streams one binary message of `--upload-mib` MiB (default 1,024) to
+//! the `macro` server's `/upload` endpoint (a `BinaryStream` handler that counts and hashes,
+//! as `examples/upload.rs`; always the bench's own server, whatever `--macro-bin` says), in
+//! 1 MiB frames and in one frame, and reports the server's RSS (idle, peak while the upload
+//! runs, sampled every 20 ms) with throughput and server CPU per MiB ([`upload`]).
 
 use std::{
     net::{SocketAddr, TcpListener, TcpStream},
@@ -47,6 +54,7 @@ use ws_endpoint_bench::{
     report::{self, Row},
     servers::{self, ServerKind},
     sys,
+    upload::{self, Framing, Payload, UploadSpec},
 };
 
 const USAGE: &str = "\
@@ -70,6 +78,11 @@ compression (permessage-deflate, against macro only; all and quick run these too
            fanout-deflate        a ~1 KiB JSON message to a room of --fanout-sessions, listeners
                                  that offer permessage-deflate and listeners that do not
            compression           deflate-w1 deflate-w16 idle-deflate fanout-deflate
+streaming (all and quick run it too; about 4 s a round):
+           upload                one binary message of --upload-mib MiB streamed to the macro
+                                 server's /upload (BinaryStream, SHA-256), in 1 MiB frames and
+                                 in one frame: server RSS idle, peak during the upload (sampled
+                                 every 20 ms), peak - idle, MiB/s, server CPU per MiB
 options:   --rounds N            rounds of A B C (default 3; quick: 1)
            --servers a,b,c       servers to compare (default macro,actix-ws,tungstenite;
                                  also actix-ws-nagle: the baseline without TCP_NODELAY)
@@ -79,6 +92,7 @@ options:   --rounds N            rounds of A B C (default 3; quick: 1)
            --fanout-sessions N,M room sizes (default 1000,10000)
            --measure SECS        measured seconds per echo run (default 3; quick: 1.5)
            --idle-conns N        idle connections (default 5000)
+           --upload-mib N        the upload's size, MiB (default 1024, at most 4096)
            --flood SECS          flood duration (default 5; quick: 3)
            --no-wait             do not wait for other processes to go quiet before a run
                                  (by default up to 120 s in all, before runs, are spent so)
@@ -361,6 +375,10 @@ struct Options {
     quiet_budget: Duration,
     /// Runs that may still be redone because other processes used the CPU during them.
     retries: usize,
+    /// Whether to measure the streaming upload.
+    upload: bool,
+    /// Its size, MiB.
+    upload_mib: u64,
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
@@ -383,6 +401,8 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         fanout_sessions: vec![1000, 10_000],
         quiet_budget: Duration::from_secs(120),
         retries: 12,
+        upload: false,
+        upload_mib: 1024,
     };
     let mut quick = false;
     let mut rounds = None;
@@ -403,8 +423,16 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                 opts.comp.extend(CompScenario::ALL);
                 opts.fanout = true;
                 opts.fanout_deflate = true;
+                opts.upload = true;
             }
             "flood-long" => opts.scenarios.push(Scenario::FloodLong),
+            "upload" => opts.upload = true,
+            "--upload-mib" => {
+                opts.upload_mib = value(arg)?
+                    .parse::<u64>()
+                    .map_err(|e| format!("--upload-mib: {e}"))?
+                    .clamp(1, 4096)
+            }
             "fanout" => opts.fanout = true,
             "fanout-deflate" => opts.fanout_deflate = true,
             "deflate" => opts
@@ -506,7 +534,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
     });
     let echo = !opts.scenarios.is_empty() && !opts.servers.is_empty();
     let comp = opts.comp.iter().any(|c| !c.variants(&opts).is_empty());
-    if !echo && !comp && !opts.fanout && !opts.fanout_deflate {
+    if !echo && !comp && !opts.fanout && !opts.fanout_deflate && !opts.upload {
         return Err("nothing to run".to_owned());
     }
     Ok(opts)
@@ -545,6 +573,17 @@ impl Server {
             }
         };
         Server::spawn(kind.name(), cmd, addr, opts.server_cpu)
+    }
+
+    /// Starts the bench's own `macro` server (whatever `--macro-bin` says), for its `/upload`.
+    fn start_upload(opts: &Options) -> Result<Server, String> {
+        let addr = free_addr()?;
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("serve")
+            .arg(ServerKind::Macro.name())
+            .arg(addr.to_string());
+        Server::spawn("upload server", cmd, addr, opts.server_cpu)
     }
 
     /// Starts the fan-out server, connected to the Redis server at `redis` if given.
@@ -856,6 +895,154 @@ fn run_comp_one(
     result
 }
 
+/// How often the `upload` scenario samples the server's RSS.
+const UPLOAD_SAMPLE: Duration = Duration::from_millis(20);
+
+/// The target of the `upload` scenario: the server's peak RSS during the upload at most this
+/// far above its idle RSS, MiB.
+const UPLOAD_TARGET_MIB: f64 = 64.0;
+
+/// The `upload` scenario's metrics: (name, decimals), in the order of the values.
+const UPLOAD_METRICS: &[(&str, usize)] = &[
+    ("RSS idle, MiB", 1),
+    ("**RSS peak during the upload, MiB**", 1),
+    ("**peak − idle, MiB**", 1),
+    ("RSS after the reply, MiB", 1),
+    ("heap idle, MiB", 2),
+    ("heap peak, MiB", 2),
+    ("**throughput, MiB/s**", 0),
+    ("**server CPU, ms/MiB**", 3),
+    ("server user, ms/MiB", 3),
+    ("server system, ms/MiB", 3),
+    ("upload time (first byte to reply), s", 2),
+    ("write time (first byte to last), s", 2),
+    ("frames", 0),
+    ("RSS samples", 0),
+    ("longest gap between samples, ms", 0),
+    ("server CPU, %", 0),
+    ("load generator CPU, %", 0),
+    ("others' CPU, %", 0),
+];
+
+/// Streams one upload of `framing` to a fresh `macro` server; returns the metric values (see
+/// [`UPLOAD_METRICS`]) and a one-line summary.
+fn run_upload_one(
+    framing: Framing,
+    opts: &Options,
+    payload: &mut Payload,
+    sha256: &str,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(Vec<f64>, String), String> {
+    let server = Server::start_upload(opts)?;
+    let spec = UploadSpec {
+        blocks: opts.upload_mib,
+        framing,
+        sample_every: UPLOAD_SAMPLE,
+    };
+    let o = runtime.block_on(upload::upload(
+        server.addr,
+        server.pid,
+        spec,
+        payload,
+        sha256,
+    ));
+    drop(server);
+    let o = o?;
+    let heap_mib = |b: Option<usize>| b.map_or(f64::NAN, |b| b as f64 / (1 << 20) as f64);
+    let per_mib = |secs: f64| secs * 1e3 / opts.upload_mib as f64;
+    let values = vec![
+        mib(o.rss_idle_kib),
+        mib(o.rss_peak_kib),
+        mib(o.rss_peak_kib) - mib(o.rss_idle_kib),
+        mib(o.rss_after_kib),
+        heap_mib(o.heap_idle),
+        heap_mib(o.heap_peak),
+        o.mib_per_s(opts.upload_mib),
+        per_mib(o.cpu.server_secs),
+        per_mib(o.cpu.server_user_secs),
+        per_mib(o.cpu.server_system_secs),
+        o.secs,
+        o.write_secs,
+        o.frames as f64,
+        o.samples as f64,
+        ms(o.max_gap),
+        o.cpu.server_pct,
+        o.cpu.client_pct,
+        o.cpu.others_pct,
+    ];
+    let line = format!(
+        "RSS idle {:.1} MiB, peak {:.1} MiB, peak − idle {:.1} MiB, after {:.1} MiB ({} samples, longest gap {:.0} ms); heap idle {:.2} peak {:.2} MiB; {:.0} MiB/s ({:.2} s), server CPU {:.3} ms/MiB ({:.0} %), client {:.0} %, others {:.0} %; reply: {} bytes and SHA-256 as sent",
+        values[0],
+        values[1],
+        values[2],
+        values[3],
+        o.samples,
+        values[14],
+        values[4],
+        values[5],
+        values[6],
+        o.secs,
+        values[7],
+        values[15],
+        values[16],
+        values[17],
+        report::number((opts.upload_mib << 20) as f64, 0),
+    );
+    Ok((values, line))
+}
+
+/// The `upload` table: medians per framing, with ratios to 1 MiB frames, and the target.
+fn print_upload(opts: &Options, values: &[Vec<Vec<f64>>]) {
+    let names: Vec<&str> = Framing::ALL.iter().map(|f| f.name()).collect();
+    let scenario = format!(
+        "one {} MiB binary message",
+        report::number(opts.upload_mib as f64, 0)
+    );
+    let rows: Vec<Row> = UPLOAD_METRICS
+        .iter()
+        .enumerate()
+        .map(|(mi, &(metric, decimals))| Row {
+            scenario: scenario.clone(),
+            metric: metric.to_owned(),
+            decimals,
+            values: values
+                .iter()
+                .map(|rounds| rounds.iter().map(|v| v[mi]).collect())
+                .collect(),
+        })
+        .collect();
+    println!(
+        "\nUpload (streaming): one binary message of {} MiB to the macro server's `{}` (`BinaryStream`, counted and hashed with SHA-256 as it arrives; reply checked against the client's own length and SHA-256), frames masked with the zero key; server RSS sampled every {} ms from the first byte written to the reply; a fresh server per upload. Medians of {} round(s); ratios to {}:\n",
+        report::number(opts.upload_mib as f64, 0),
+        upload::PATH,
+        UPLOAD_SAMPLE.as_millis(),
+        opts.rounds,
+        names[0]
+    );
+    print!("{}", report::median_table(&names, 0, &rows));
+    let growth = rows.iter().find(|r| r.metric == "**peak − idle, MiB**");
+    if let Some(growth) = growth {
+        for (name, v) in names.iter().zip(&growth.values) {
+            let m = report::median(v);
+            println!(
+                "\n{name}: peak − idle {} MiB (target: < {UPLOAD_TARGET_MIB:.0}: {})",
+                report::number(m, 1),
+                if m.is_nan() {
+                    "not measured"
+                } else if m < UPLOAD_TARGET_MIB {
+                    "met"
+                } else {
+                    "**missed**"
+                }
+            );
+        }
+    }
+    if opts.rounds > 1 {
+        println!("\nEvery round:\n");
+        print!("{}", report::rounds_table(&names, &rows));
+    }
+}
+
 /// Runs `run` until it is not disturbed by other processes (its `others'` metric at `others`
 /// above [`DISTURBED_PCT`]) or the retries are used up, after waiting for quiet. Returns when
 /// the kept run started, and its result.
@@ -1003,6 +1190,14 @@ fn machine_lines(opts: &Options, nofile: u64, pinning: &str) -> Vec<String> {
             opts.idle_conns
         ));
     }
+    if opts.upload {
+        lines.push(format!(
+            "upload: one {} MiB binary message to the bench's macro server `{}`, in 1 MiB frames and in one frame, RSS sampled every {} ms",
+            opts.upload_mib,
+            upload::PATH,
+            UPLOAD_SAMPLE.as_millis()
+        ));
+    }
     if opts.fanout || opts.fanout_deflate {
         lines.push(format!(
             "fan-out: rooms of {} sessions, 1 warm-up + {} measured fires per setup, servers and Redis on the server CPU",
@@ -1114,6 +1309,34 @@ fn bench(mut opts: Options) -> Result<(), String> {
             }
         }
     }
+    // The upload, in rounds of its own: upload_values[framing][round].
+    let mut upload_values: Vec<Vec<Vec<f64>>> = vec![Vec::new(); Framing::ALL.len()];
+    if opts.upload {
+        let mut payload = Payload::new();
+        let t0 = Instant::now();
+        let sha256 = payload.sha256(opts.upload_mib);
+        eprintln!(
+            "[upload] the client's SHA-256 of the {} MiB payload: {sha256} ({:.2} s)",
+            opts.upload_mib,
+            t0.elapsed().as_secs_f64()
+        );
+        let others = UPLOAD_METRICS
+            .iter()
+            .position(|(name, _)| name.starts_with("others'"));
+        for round in 1..=opts.rounds {
+            for (fi, framing) in Framing::ALL.into_iter().enumerate() {
+                let label = format!(
+                    "[round {round}/{}] upload {:<12}",
+                    opts.rounds,
+                    framing.name()
+                );
+                let (t0, run) = run_measured(&mut opts, &label, others, |opts| {
+                    run_upload_one(framing, opts, &mut payload, &sha256, &runtime)
+                });
+                upload_values[fi].push(report_run(&label, t0, run, UPLOAD_METRICS.len()));
+            }
+        }
+    }
     let fanout = if opts.fanout || opts.fanout_deflate {
         Some(fanout_all(&mut opts, &runtime))
     } else {
@@ -1156,6 +1379,9 @@ fn bench(mut opts: Options) -> Result<(), String> {
         }
     }
     print_compression(&opts, &comp_values);
+    if opts.upload {
+        print_upload(&opts, &upload_values);
+    }
     if let Some(fanout) = &fanout {
         print_fanout(&opts, fanout);
     }

@@ -145,9 +145,55 @@ mod endpoint {
     }
 }
 
+/// The endpoint of `examples/upload.rs` (the root package's examples are out of the bench's
+/// reach): one binary message of up to 4 GiB taken as a [`ws_endpoint::BinaryStream`], counted
+/// and hashed with SHA-256 as it arrives, answered with `{"bytes": N, "sha256": "<hex>"}`. The
+/// same attributes as the example, except `heartbeat = false` like the bench's other endpoints
+/// (the upload client reads nothing until the reply).
+mod upload {
+    use sha2::{Digest as _, Sha256};
+    use ws_endpoint::{prelude::*, BinaryStream};
+
+    /// The upload endpoint.
+    #[derive(Default)]
+    pub struct Upload;
+
+    #[server_endpoint(
+        "/upload",
+        max_binary_message_size = "4GiB",
+        idle_timeout = "5m",
+        heartbeat = false
+    )]
+    impl Upload {
+        #[on_message]
+        async fn upload(&mut self, mut data: BinaryStream) -> Result<String, EndpointError> {
+            let mut hasher = Sha256::new();
+            let mut bytes: u64 = 0;
+            while let Some(chunk) = data.next_chunk().await {
+                let chunk = chunk?;
+                bytes += chunk.len() as u64;
+                hasher.update(&chunk);
+            }
+            let hex: String = hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            Ok(format!(r#"{{"bytes": {bytes}, "sha256": "{hex}"}}"#))
+        }
+
+        #[on_message]
+        fn text(&mut self, _msg: String) -> &'static str {
+            r#"{"error": "send the file as one binary message"}"#
+        }
+    }
+}
+
 /// (1) The `#[server_endpoint]` echo, served as `examples/echo.rs` serves it: `with_ws_defaults()`,
 /// 1 worker; beside it `/keep`, the same echo with `compression(context_takeover = true)`, which
-/// only the compression scenarios use (registered after `/`, which is matched first).
+/// only the compression scenarios use (registered after `/`, which is matched first), and
+/// `/upload`, the streaming upload of `examples/upload.rs`, which only the `upload` scenario
+/// uses.
 pub fn macro_echo(addr: &str) -> io::Result<()> {
     use ws_endpoint::WsServerExt as _;
     let addr = addr.to_owned();
@@ -157,6 +203,7 @@ pub fn macro_echo(addr: &str) -> io::Result<()> {
                 .route("/heap", web::get().to(heap_handler))
                 .service(endpoint::Echo::endpoint())
                 .service(endpoint::EchoKeep::endpoint())
+                .service(upload::Upload::endpoint())
         })
         .with_ws_defaults()
         .workers(1)
