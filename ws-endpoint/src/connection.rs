@@ -543,8 +543,11 @@ async fn stream<E: Endpoint>(
     first: Vec<u8>,
     last: bool,
 ) -> Option<CloseReason> {
-    let (tx, incoming) = crate::incoming::Incoming::channel();
+    let (tx, complete, incoming) = crate::incoming::Incoming::channel();
     let _ = tx.try_send(Ok(Bytes::from(first)));
+    if last {
+        complete.store(true, std::sync::atomic::Ordering::Release);
+    }
     let mut tx = (!last).then_some(tx);
     let message_kind = match kind {
         DataKind::Text => crate::error::MessageKind::Text,
@@ -594,6 +597,7 @@ async fn stream<E: Endpoint>(
                             timers.pong_due = None;
                             session.inner.metrics.received_bytes(kind == DataKind::Text, data.len());
                             if last {
+                                complete.store(true, std::sync::atomic::Ordering::Release);
                                 tx = None;
                             }
                             Some(Ok(Bytes::from(data)))

@@ -9,6 +9,10 @@
 
 use std::{
     pin::Pin,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     task::{Context, Poll},
 };
 
@@ -29,8 +33,13 @@ pub(crate) const DEPTH: usize = 2;
 
 /// What a stream's chunks come from.
 enum Source {
-    /// The connection task, chunk by chunk.
-    Channel(mpsc::Receiver<Result<Bytes, EndpointError>>),
+    /// The connection task, chunk by chunk; the flag says the message's last chunk was sent
+    /// (a channel that ends without it is a message cut short: `Truncated`).
+    Channel(
+        mpsc::Receiver<Result<Bytes, EndpointError>>,
+        Arc<AtomicBool>,
+        bool,
+    ),
     /// A whole message (a stream handler given a message that arrived whole).
     Once(Option<Bytes>),
 }
@@ -42,19 +51,32 @@ pub struct Incoming {
 }
 
 impl Incoming {
-    pub(crate) fn channel() -> (mpsc::Sender<Result<Bytes, EndpointError>>, Incoming) {
+    /// The sending end, the flag to set once the message's last chunk is sent, and the stream.
+    pub(crate) fn channel() -> (
+        mpsc::Sender<Result<Bytes, EndpointError>>,
+        Arc<AtomicBool>,
+        Incoming,
+    ) {
         let (tx, rx) = mpsc::channel(DEPTH);
+        let complete = Arc::new(AtomicBool::new(false));
         (
             tx,
+            complete.clone(),
             Incoming {
-                source: Source::Channel(rx),
+                source: Source::Channel(rx, complete, false),
             },
         )
     }
 
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, EndpointError>>> {
         match &mut self.source {
-            Source::Channel(rx) => rx.poll_recv(cx),
+            Source::Channel(rx, complete, reported) => match rx.poll_recv(cx) {
+                Poll::Ready(None) if !complete.load(Ordering::Acquire) && !*reported => {
+                    *reported = true;
+                    Poll::Ready(Some(Err(EndpointError::Truncated)))
+                }
+                other => other,
+            },
             Source::Once(data) => Poll::Ready(data.take().map(Ok)),
         }
     }
