@@ -117,23 +117,9 @@ fn server() -> (TestServer, web::Data<Gate>) {
     (s, gate)
 }
 
-/// A client frame with an all-zero mask (valid: the server unmasks with it), so that large
-/// payloads need no masking pass in the test.
+/// A client frame with an all-zero mask, so that large payloads need no masking pass.
 fn zero_masked(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    let len = payload.len();
-    if len < 126 {
-        out.push(0x80 | len as u8);
-    } else if len <= 0xffff {
-        out.push(0x80 | 126);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        out.push(0x80 | 127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    out.extend_from_slice(payload);
-    out
+    Raw::frame_with_mask(first, payload, [0; 4])
 }
 
 async fn text_reply(raw: &mut Raw) -> String {

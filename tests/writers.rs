@@ -57,6 +57,23 @@ impl Relay {
                 w.finish().await?;
             }
             "drop" => self.writer = None,
+            // A binary part in an open text message is refused; the text goes on.
+            "mixed" => {
+                session.send_partial("text part", false).await?;
+                let refused = session
+                    .send_partial(Bytes::from_static(b"binary"), false)
+                    .await;
+                self.log.push(format!("mixed {refused:?}"));
+                session.send_partial(" and its end", true).await?;
+            }
+            // The writer as a futures Sink of Strings, closed at the end.
+            "sink" => {
+                use futures_util::SinkExt;
+                let mut w = session.text_writer().await?;
+                w.send("one, ".to_owned()).await?;
+                w.send("two".to_owned()).await?;
+                w.close().await?;
+            }
             "partial" => {
                 session.send_partial("x".repeat(500), false).await?;
                 session.send_partial("y".repeat(500), true).await?;
@@ -104,6 +121,21 @@ async fn a_writer_s_frames_are_never_interleaved_and_control_frames_are_not_held
     assert_eq!(raw.read_frame().await, frame(0, true, b""));
     assert_eq!(raw.read_frame().await, frame(1, true, b"other"));
     assert_eq!(raw.read_frame().await, frame(1, true, b"all"));
+    s.stop().await;
+}
+
+#[actix_web::test]
+async fn a_text_writer_is_a_sink_and_send_partial_refuses_a_part_of_the_other_kind() {
+    let s = server();
+    let mut raw = Raw::connect(s.addr, "/relay").await;
+    raw.send_frame(0x81, b"sink").await;
+    assert_eq!(raw.read_frame().await, frame(1, false, b"one, "));
+    assert_eq!(raw.read_frame().await, frame(0, false, b"two"));
+    assert_eq!(raw.read_frame().await, frame(0, true, b""));
+    raw.send_frame(0x81, b"mixed").await;
+    s.log.wait_for("mixed Err(MessageInProgress)").await;
+    assert_eq!(raw.read_frame().await, frame(1, false, b"text part"));
+    assert_eq!(raw.read_frame().await, frame(0, true, b" and its end"));
     s.stop().await;
 }
 

@@ -352,7 +352,12 @@ impl Raw {
 
     /// A masked client frame. `first` is the first header byte (FIN, RSV, opcode).
     pub fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
-        let mask = [0x12u8, 0x34, 0x56, 0x78];
+        Self::frame_with_mask(first, payload, [0x12, 0x34, 0x56, 0x78])
+    }
+
+    /// A client frame masked with `mask`; the all-zero mask (valid: the server unmasks with
+    /// it) spares large payloads a masking pass.
+    pub fn frame_with_mask(first: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
         let mut out = vec![first];
         let len = payload.len();
         if len < 126 {
@@ -365,7 +370,11 @@ impl Raw {
             out.extend_from_slice(&(len as u64).to_be_bytes());
         }
         out.extend_from_slice(&mask);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        if mask == [0; 4] {
+            out.extend_from_slice(payload);
+        } else {
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        }
         out
     }
 

@@ -453,7 +453,8 @@ pub fn expand(ep: &Endpoint) -> TokenStream {
                 (::ws_endpoint::__private_0_1::kind_of::<#ty>(), ::ws_endpoint::__private_0_1::Assembly::#a)
             });
         }
-        if assembly == Assembly::Parts {
+        // `if the message is this handler's kind { build the payload; call; send the reply }`
+        let dispatch = |payload: TokenStream| {
             let Call {
                 prelude,
                 call,
@@ -462,51 +463,30 @@ pub fn expand(ep: &Endpoint) -> TokenStream {
             let reply = quote_spanned! {ret_span=>
                 ::ws_endpoint::__private_0_1::reply(__session, __ret).await
             };
-            on_part.extend(quote! {
+            quote! {
                 if ::ws_endpoint::__private_0_1::same_kind(__kind, ::ws_endpoint::__private_0_1::kind_of::<#ty>()) {
-                    let __payload = <#ty as ::ws_endpoint::__private_0_1::MessagePayload>::from_message(__msg)?;
+                    let __payload = #payload;
                     #prelude
                     #call
                     return #reply;
                 }
-            });
-            continue;
-        }
-        if assembly == Assembly::Stream {
-            let Call {
-                prelude,
-                call,
-                ret_span,
-            } = call(h, &pp, &[], quote!(self));
-            let reply = quote_spanned! {ret_span=>
-                ::ws_endpoint::__private_0_1::reply(__session, __ret).await
-            };
-            on_stream.extend(quote! {
-                if ::ws_endpoint::__private_0_1::same_kind(__kind, ::ws_endpoint::__private_0_1::kind_of::<#ty>()) {
-                    let __payload = <#ty as ::ws_endpoint::__private_0_1::StreamPayload>::from_stream(__stream);
-                    #prelude
-                    #call
-                    return #reply;
-                }
-            });
-            // A whole message (never handed over for this kind) would still reach it.
-        }
-        let Call {
-            prelude,
-            call,
-            ret_span,
-        } = call(h, &pp, &[], quote!(self));
-        let reply = quote_spanned! {ret_span=>
-            ::ws_endpoint::__private_0_1::reply(__session, __ret).await
-        };
-        on_message.extend(quote! {
-            if ::ws_endpoint::__private_0_1::same_kind(__kind, ::ws_endpoint::__private_0_1::kind_of::<#ty>()) {
-                let __payload = <#ty as ::ws_endpoint::__private_0_1::MessagePayload>::from_message(__msg)?;
-                #prelude
-                #call
-                return #reply;
             }
-        });
+        };
+        let from_message = quote! {
+            <#ty as ::ws_endpoint::__private_0_1::MessagePayload>::from_message(__msg)?
+        };
+        match assembly {
+            // `last` exists only in on_part: such a handler gets no whole messages.
+            Assembly::Parts => on_part.extend(dispatch(from_message)),
+            Assembly::Stream => {
+                on_stream.extend(dispatch(quote! {
+                    <#ty as ::ws_endpoint::__private_0_1::StreamPayload>::from_stream(__stream)
+                }));
+                // A whole message (never handed over for this kind) would still reach it.
+                on_message.extend(dispatch(from_message));
+            }
+            Assembly::Whole => on_message.extend(dispatch(from_message)),
+        }
     }
 
     // ---- on_close / on_error ----
