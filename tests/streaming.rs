@@ -61,7 +61,11 @@ impl Streams {
     /// `wait` first: reads one chunk, then waits for the gate before reading the rest.
     /// `early` first: returns after the first chunk.
     #[on_message]
-    async fn binary(&mut self, mut data: BinaryStream) -> Result<String, EndpointError> {
+    async fn binary(
+        &mut self,
+        session: &Session,
+        mut data: BinaryStream,
+    ) -> Result<String, EndpointError> {
         let first = data.next_chunk().await.expect("a first chunk")?;
         let mut total = first.len();
         match first.first() {
@@ -72,6 +76,13 @@ impl Streams {
             Some(b'w') => {
                 self.log.push("waiting");
                 self.gate.go.notified().await;
+            }
+            // `c`: another task closes the session while the message streams in.
+            Some(b'c') => {
+                let s = session.clone();
+                actix_web::rt::spawn(async move {
+                    let _ = s.close(CloseReason::new(CloseCode::Normal, "enough")).await;
+                });
             }
             _ => {}
         }
@@ -248,14 +259,27 @@ async fn pings_are_answered_while_a_stream_is_open_and_an_early_return_discards_
     raw.send_frame(0x01, &bytes[..1001]).await;
     raw.send_frame(0x80, &bytes[1001..]).await;
     assert_eq!(text_reply(&mut raw).await, text);
+    // Closed from another task mid-message: the stream ends with Truncated, the close goes out.
+    raw.send_frame(0x02, b"c, then more").await;
+    assert_eq!(raw.expect_close().await, (1000, "enough".to_owned()));
+    s.log
+        .wait_for("stream error the connection ended before the message's last frame")
+        .await;
+    let mut raw = Raw::connect(s.addr, "/stream").await;
     // The peer closing mid-message ends the stream with Truncated, then on_close.
     raw.send_frame(0x02, b"x never finished").await;
     raw.send_frame(0x88, &[0x03, 0xe8]).await;
     assert_eq!(raw.expect_close().await.0, 1000);
-    // The handler saw it; on_error is not called for it (the close is what happened).
-    s.log
-        .wait_for("stream error the connection ended before the message's last frame")
-        .await;
+    // The handler saw it (the second time); on_error is not called for it (the close is what
+    // happened).
+    let truncated = "stream error the connection ended before the message's last frame";
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while s.log.count(truncated) < 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{:?}", s.log.events()));
     assert_eq!(s.log.count("error "), 0, "{:?}", s.log.events());
     s.stop().await;
 }

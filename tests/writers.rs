@@ -74,6 +74,12 @@ impl Relay {
                 w.send("two".to_owned()).await?;
                 w.close().await?;
             }
+            // Parts larger than the 1 KiB budget: the second waits for room, and gets it.
+            "bigparts" => {
+                session.send_partial("p".repeat(3000), false).await?;
+                session.send_partial("q".repeat(3000), true).await?;
+                self.log.push("bigparts sent");
+            }
             "partial" => {
                 session.send_partial("x".repeat(500), false).await?;
                 session.send_partial("y".repeat(500), true).await?;
@@ -178,6 +184,24 @@ async fn waiting_behind_an_open_writer_does_not_count_against_send_timeout() {
         frame(1, true, "z".repeat(3000).as_bytes())
     );
     s.log.wait_for("big 2 sent Ok(())").await;
+    assert_eq!(s.log.count("close:"), 0, "{:?}", s.log.events());
+    s.stop().await;
+}
+
+#[actix_web::test]
+async fn parts_larger_than_the_budget_wait_for_room_and_are_sent() {
+    let s = server();
+    let mut raw = Raw::connect(s.addr, "/relay").await;
+    raw.send_frame(0x81, b"bigparts").await;
+    assert_eq!(
+        raw.read_frame().await,
+        frame(1, false, "p".repeat(3000).as_bytes())
+    );
+    assert_eq!(
+        raw.read_frame().await,
+        frame(0, true, "q".repeat(3000).as_bytes())
+    );
+    s.log.wait_for("bigparts sent").await;
     assert_eq!(s.log.count("close:"), 0, "{:?}", s.log.events());
     s.stop().await;
 }

@@ -571,6 +571,12 @@ async fn stream<E: Endpoint>(
                 tokio::select! {
                     biased;
                     handled = &mut handler => break handled,
+                    _ = closed(session) => {
+                        // Closed from elsewhere (a handler, another task, shutdown): the
+                        // stream ends with Truncated, and the close goes ahead.
+                        ended = Some(session.inner.close_reason().unwrap_or_default());
+                        tx = None;
+                    }
                     reserved = sender.reserve_owned() => {
                         match reserved {
                             Ok(p) => permit = Some(p),
@@ -588,6 +594,11 @@ async fn stream<E: Endpoint>(
             tokio::select! {
                 biased;
                 handled = &mut handler => break handled,
+                _ = closed(session), if tx.is_some() => {
+                    ended = Some(session.inner.close_reason().unwrap_or_default());
+                    tx = None;
+                    permit = None; // it holds a sender too: the stream ends only without it
+                }
                 event = reader.next(), if tx.is_some() => {
                     let to_stream: Option<Result<Bytes, EndpointError>> = match event {
                         Ok(WireEvent::Chunk { data, first: false, last, .. }) => {
@@ -643,6 +654,7 @@ async fn stream<E: Endpoint>(
                     if let Some(reason) = Box::pin(on_timer(session, timers)).await {
                         ended = Some(reason);
                         tx = None;
+                        permit = None;
                     }
                 }
             }
@@ -669,6 +681,18 @@ fn closing(session: &Session) -> impl std::future::Future<Output = ()> + '_ {
     std::future::poll_fn(move |cx| {
         session.inner.close_waker.register(cx.waker());
         if session.is_open() && !session.has_changes() {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+}
+
+/// Ready once the session is closed (unlike [`closing`], not for settings changes).
+fn closed(session: &Session) -> impl std::future::Future<Output = ()> + '_ {
+    std::future::poll_fn(move |cx| {
+        session.inner.close_waker.register(cx.waker());
+        if session.is_open() {
             std::task::Poll::Pending
         } else {
             std::task::Poll::Ready(())

@@ -437,7 +437,9 @@ impl Session {
     async fn queue_waiting(&self, frame: OutFrame) -> Result<(), SendError> {
         match tokio::time::timeout(self.inner.send_timeout, self.inner.out.push_wait(frame)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(())) => Err(SendError::Closed),
+            Ok(Err(None)) => Err(SendError::Closed),
+            // A message in parts opened meanwhile: waiting behind it is not timed out.
+            Ok(Err(Some(frame))) => Box::pin(self.queue_behind(frame)).await,
             Err(_) => {
                 self.inner
                     .abort(CloseReason::abnormal("peer stopped reading"));

@@ -244,6 +244,23 @@ struct Queue {
     done_waker: Option<Waker>,
 }
 
+/// Counts a sender as waiting for room until it is done or dropped (a send timeout cancels
+/// it): the body wakes waiters only when there are some.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// The queue shared by the session handles (senders) and the response body (the writer).
 pub(crate) struct Outbound {
     q: Mutex<Queue>,
@@ -334,12 +351,23 @@ impl Outbound {
     /// Queues one part of a message sent in parts (its opcode is set here: the message's kind
     /// first, continuations after), if the budget has room. The first part opens the message:
     /// other data frames wait behind it until the last part.
-    pub(crate) fn push_part(&self, mut frame: OutFrame, kind: OpCode) -> Result<(), Refused> {
+    ///
+    /// `first`: this part opens its message; while another message in parts is still open (its
+    /// last part not queued yet) it is refused with `Behind`, so two messages never merge.
+    pub(crate) fn push_part(
+        &self,
+        mut frame: OutFrame,
+        kind: OpCode,
+        first: bool,
+    ) -> Result<(), Refused> {
         let size = frame.size();
         let waker = {
             let mut q = lock(&self.q);
             if q.end != End::Open {
                 return Err(Refused::Closed);
+            }
+            if first && q.open.is_some() {
+                return Err(Refused::Behind(frame));
             }
             let own = q.bytes - q.held_bytes;
             if own > 0
@@ -379,11 +407,6 @@ impl Outbound {
         self.ended.notified()
     }
 
-    /// Notified when the writer made room.
-    pub(crate) fn space_notified(&self) -> tokio::sync::futures::Notified<'_> {
-        self.space.notified()
-    }
-
     /// The compressor settings (level, window) for a message this session sends in parts:
     /// `Some` when permessage-deflate was agreed without context takeover.
     pub(crate) fn shared_deflate(&self) -> Option<(u32, u8)> {
@@ -415,26 +438,49 @@ impl Outbound {
 
     /// Queues a frame, waiting for room; `Err(Closed)` if the session closes meanwhile.
     /// The caller bounds the wait (`send_timeout`).
-    pub(crate) async fn push_wait(&self, mut frame: OutFrame) -> Result<(), ()> {
-        /// Counts this sender as waiting until it is done or dropped (a send timeout cancels it).
-        struct Waiting<'a>(&'a AtomicUsize);
-        impl Drop for Waiting<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
-        self.waiting.fetch_add(1, Ordering::AcqRel);
-        let _waiting = Waiting(&self.waiting);
+    /// `Err(None)`: closed; `Err(Some(frame))`: a message in parts opened meanwhile and the
+    /// frame now waits behind it (the caller waits for that without a timeout).
+    pub(crate) async fn push_wait(&self, mut frame: OutFrame) -> Result<(), Option<OutFrame>> {
+        let _waiting = Waiting::new(&self.waiting);
         loop {
             let notified = self.space.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
             match self.push(frame) {
                 Ok(()) => return Ok(()),
-                Err(Refused::Closed) => return Err(()),
-                Err(Refused::Full(f) | Refused::Behind(f)) => frame = f,
+                Err(Refused::Closed) => return Err(None),
+                Err(Refused::Behind(f)) => return Err(Some(f)),
+                Err(Refused::Full(f)) => frame = f,
             }
             notified.await;
+        }
+    }
+
+    /// [`push_part`](Self::push_part), waiting for room; `Err(())` if the session closes
+    /// meanwhile. The caller bounds the wait (`send_timeout`), except while `first` waits for
+    /// another message in parts to end.
+    pub(crate) async fn push_part_wait(
+        &self,
+        mut frame: OutFrame,
+        kind: OpCode,
+        first: bool,
+    ) -> Result<(), ()> {
+        let _waiting = Waiting::new(&self.waiting);
+        loop {
+            let space = self.space.notified();
+            let mut space = std::pin::pin!(space);
+            space.as_mut().enable();
+            match self.push_part(frame, kind, first) {
+                Ok(()) => return Ok(()),
+                Err(Refused::Closed) => return Err(()),
+                Err(Refused::Behind(f)) => {
+                    frame = f;
+                    self.message_ended().await;
+                    continue;
+                }
+                Err(Refused::Full(f)) => frame = f,
+            }
+            space.await;
         }
     }
 

@@ -145,6 +145,7 @@ impl Session {
         if !self.is_open() {
             return Err(SendError::Closed);
         }
+        let mut first = false;
         let frame = {
             let mut st = lock(&self.inner.partial);
             if st.writer != from_writer {
@@ -154,6 +155,7 @@ impl Session {
                 Some(open) if open != kind => return Err(SendError::MessageInProgress),
                 Some(_) => {}
                 None => {
+                    first = true;
                     st.kind = Some(kind);
                     st.deflater = self
                         .inner
@@ -185,37 +187,50 @@ impl Session {
             }
         };
         let len = frame.payload.len();
+        // From here the message's state has moved on: if this future is dropped before the
+        // part is queued, the message can never be completed, and the session closes (1011).
+        let mut guard = AbandonOnDrop(Some(self));
         let out = &self.inner.out;
-        let mut frame = frame;
-        let queued = async {
-            loop {
-                let space = out.space_notified();
-                let mut space = std::pin::pin!(space);
-                space.as_mut().enable();
-                match out.push_part(frame, kind) {
-                    Ok(()) => return Ok(()),
-                    Err(Refused::Closed) => return Err(SendError::Closed),
-                    Err(Refused::Full(f) | Refused::Behind(f)) => frame = f,
-                }
-                space.await;
+        let queued = match out.push_part(frame, kind, first) {
+            Ok(()) => Ok(()),
+            Err(Refused::Closed) => Err(SendError::Closed),
+            Err(Refused::Behind(frame)) => {
+                // Another message in parts has not ended yet: wait for it, untimed (it is no
+                // fault of the socket), then for room as usual.
+                out.message_ended().await;
+                self.wait_part(frame, kind, first).await
             }
+            Err(Refused::Full(frame)) => self.wait_part(frame, kind, first).await,
         };
-        match tokio::time::timeout(self.inner.send_timeout, queued).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => return Err(err),
-            Err(_) => {
-                self.inner
-                    .abort(CloseReason::abnormal("peer stopped reading"));
-                return Err(SendError::Closed);
-            }
-        }
+        guard.0 = None;
+        queued?;
         self.inner.metrics.sent(kind, len);
         self.touch();
         Ok(())
     }
 
-    /// A writer was dropped with its message unfinished: the session closes with 1011.
-    fn abandon_writer(&self) {
+    /// Waits for room for a part, at most `send_timeout` (then the peer is dead: 1006).
+    async fn wait_part(&self, frame: OutFrame, kind: OpCode, first: bool) -> Result<(), SendError> {
+        let out = &self.inner.out;
+        match tokio::time::timeout(
+            self.inner.send_timeout,
+            out.push_part_wait(frame, kind, first),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(())) => Err(SendError::Closed),
+            Err(_) => {
+                self.inner
+                    .abort(CloseReason::abnormal("peer stopped reading"));
+                Err(SendError::Closed)
+            }
+        }
+    }
+
+    /// A message in parts cannot be completed (its writer was dropped unfinished, or a part's
+    /// send was cancelled after the message moved on): the session closes with 1011.
+    fn abandon_message(&self) {
         {
             let mut st = lock(&self.inner.partial);
             st.writer = false;
@@ -225,6 +240,17 @@ impl Session {
         let reason = CloseReason::new(CloseCode::Error, "message left unfinished");
         let frame = super::close_payload(&reason);
         let _ = self.inner.begin_close(reason, Some(frame));
+    }
+}
+
+/// Abandons the session's message in parts if dropped armed (see `send_part`).
+struct AbandonOnDrop<'a>(Option<&'a Session>);
+
+impl Drop for AbandonOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(session) = self.0.take() {
+            session.abandon_message();
+        }
     }
 }
 
@@ -344,7 +370,7 @@ impl Writer {
 impl Drop for Writer {
     fn drop(&mut self) {
         if !self.finished {
-            self.session.abandon_writer();
+            self.session.abandon_message();
         }
     }
 }

@@ -320,6 +320,13 @@ impl Deflater {
         if last && out[start..].ends_with(&TAIL) {
             out.truncate(out.len() - TAIL.len());
         }
+        if last && out.len() == start {
+            // Nothing new to flush (an empty message, or an empty last part after a flushed
+            // one): zlib writes nothing, and the tail the receiver appends would then start a
+            // stored block it never finishes. One 0x00 byte makes that tail an empty stored
+            // block (RFC 7692 §7.2.3.6).
+            out.push(0x00);
+        }
     }
 
     /// Forgets the context: the next message refers to nothing before it.
@@ -608,6 +615,25 @@ mod tests {
             i.reset();
             round_trip(&mut d, &mut i, text);
         }
+    }
+
+    #[test]
+    fn an_empty_last_part_or_message_keeps_a_kept_inflater_in_step() {
+        let mut d = Deflater::new(6, 15);
+        let mut i = Inflater::default();
+        // a message in two parts, the last one empty
+        let (mut p1, mut p2) = (Vec::new(), Vec::new());
+        d.compress_part(b"hello hello hello", &mut p1, false);
+        d.compress_part(b"", &mut p2, true);
+        assert_eq!(p2, [0x00]);
+        let mut whole = p1.clone();
+        whole.extend_from_slice(&p2);
+        let mut out = Vec::new();
+        i.inflate(&whole, 1000, &mut out, |_| Ok(())).unwrap();
+        assert_eq!(out, b"hello hello hello");
+        // an empty message with the context kept, then another message: still in step
+        assert_eq!(round_trip(&mut d, &mut i, b""), 1);
+        round_trip(&mut d, &mut i, b"hello again");
     }
 
     #[test]
