@@ -12,6 +12,9 @@ use crate::attr::{MessageArgs, ServerEndpoint, Size};
 /// handlers, one slot per event.
 pub struct Endpoint {
     pub args: ServerEndpoint,
+    /// `#[client_endpoint]`: no path, no handshake hook, no extractors; `connect()` instead of
+    /// `endpoint()`.
+    pub client: bool,
     pub item: ItemImpl,
     /// The template's parameter names, when the template parsed.
     pub template: Option<Vec<String>>,
@@ -35,6 +38,15 @@ impl Endpoint {
             .chain(&self.messages)
             .chain(&self.close)
             .chain(&self.error)
+    }
+
+    /// The attribute this endpoint was declared with.
+    pub fn attr_name(&self) -> &'static str {
+        if self.client {
+            "client_endpoint"
+        } else {
+            "server_endpoint"
+        }
     }
 
     /// The endpoint type's own name (`Chat` in `impl Chat`), if it is a plain path.
@@ -386,6 +398,7 @@ pub fn parse(args: ServerEndpoint, mut item: ItemImpl, template: Option<Vec<Stri
     }
     let mut ep = Endpoint {
         args,
+        client: false,
         item,
         template,
         handshake: None,

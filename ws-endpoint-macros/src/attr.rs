@@ -227,6 +227,64 @@ pub fn parse_server_endpoint(args: TokenStream) -> darling::Result<ServerEndpoin
     })
 }
 
+/// The keys of `#[server_endpoint]` that mean nothing to a client, with the reason.
+const SERVER_ONLY: &[(&str, &str)] = &[
+    (
+        "allowed_origins",
+        "a client sends an Origin; set it with `connector(url).origin(..)`",
+    ),
+    (
+        "allowed_hosts",
+        "it checks the Host header a server receives",
+    ),
+    ("slow_consumer", "it is the policy of a server's broadcasts"),
+    ("max_sessions", "it limits the sessions a server admits"),
+    (
+        "max_sessions_per_ip",
+        "it limits the sessions a server admits",
+    ),
+];
+
+/// `#[client_endpoint(...)]`: the server's keys, less the path and the server-only keys.
+pub fn parse_client_endpoint(args: TokenStream) -> darling::Result<ServerEndpoint> {
+    let items = NestedMeta::parse_meta_list(args)?;
+    let mut errors = darling::Error::accumulator();
+    let mut metas = Vec::new();
+    for item in items {
+        match &item {
+            NestedMeta::Lit(lit) => errors.push(
+                darling::Error::custom(
+                    "a client endpoint has no path: give the URL to `MyClient::connect(\"ws://host/path\")`",
+                )
+                .with_span(&lit.span()),
+            ),
+            NestedMeta::Meta(meta) => {
+                let key = meta
+                    .path()
+                    .get_ident()
+                    .map(|i| i.to_string())
+                    .unwrap_or_default();
+                if let Some((_, why)) = SERVER_ONLY.iter().find(|(k, _)| *k == key) {
+                    errors.push(
+                        darling::Error::custom(format!(
+                            "`{key}` is a #[server_endpoint] setting, not a client's: {why}"
+                        ))
+                        .with_span(meta.path()),
+                    );
+                } else {
+                    metas.push(item);
+                }
+            }
+        }
+    }
+    let args = errors.handle(EndpointArgs::from_list(&metas));
+    errors.finish()?;
+    Ok(ServerEndpoint {
+        path: LitStr::new("", Span::call_site()),
+        args: args.unwrap_or_default(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

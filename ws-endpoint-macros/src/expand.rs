@@ -13,8 +13,23 @@ use crate::{
 
 /// What is emitted when the endpoint has errors: the impl without our attributes and an
 /// `endpoint()` that type-checks, so one mistake gives one error.
-pub(crate) fn fallback(item: &ItemImpl) -> TokenStream {
+pub(crate) fn fallback(item: &ItemImpl, client: bool) -> TokenStream {
     let self_ty = &item.self_ty;
+    if client {
+        return quote! {
+            #item
+            impl #self_ty {
+                #[allow(dead_code)]
+                pub async fn connect(_url: impl ::core::convert::Into<::std::string::String>) -> ::core::result::Result<::ws_endpoint::client::Client, ::ws_endpoint::client::ConnectError> {
+                    ::core::unreachable!()
+                }
+                #[allow(dead_code)]
+                pub fn connector(_url: impl ::core::convert::Into<::std::string::String>) -> ::ws_endpoint::client::Connector<::ws_endpoint::__private_0_1::FallbackEndpoint> {
+                    ::core::unreachable!()
+                }
+            }
+        };
+    }
     quote! {
         #item
         impl #self_ty {
@@ -532,23 +547,50 @@ pub fn expand(ep: &Endpoint) -> TokenStream {
         },
     };
 
+    let constructors = if ep.client {
+        quote! {
+            impl #self_ty {
+                /// Connects this client endpoint to `url` (`ws://…` or `wss://…`) with the
+                /// `#[client_endpoint]` settings; returns once `on_open` has run. See
+                /// [`client_endpoint`](::ws_endpoint::client_endpoint).
+                pub async fn connect(
+                    url: impl ::core::convert::Into<::std::string::String>,
+                ) -> ::core::result::Result<::ws_endpoint::client::Client, ::ws_endpoint::client::ConnectError> {
+                    ::ws_endpoint::client::Connector::<Self>::new(url).connect().await
+                }
+
+                /// A connector to `url`: headers, subprotocols, timeouts, limits, reconnect and
+                /// TLS settings, then `.connect()`.
+                pub fn connector(
+                    url: impl ::core::convert::Into<::std::string::String>,
+                ) -> ::ws_endpoint::client::Connector<Self> {
+                    ::ws_endpoint::client::Connector::new(url)
+                }
+            }
+        }
+    } else {
+        quote! {
+            impl #self_ty {
+                /// The actix-web service of this WebSocket endpoint: register it with
+                /// `App::new().service(Self::endpoint())`; its builder methods override the
+                /// `#[server_endpoint]` attributes at runtime. See
+                /// [`server_endpoint`](::ws_endpoint::server_endpoint) for the attributes and handlers.
+                pub fn endpoint() -> ::ws_endpoint::EndpointService<Self> {
+                    ::ws_endpoint::EndpointService::new()
+                }
+
+                /// The sessions, broadcasts and rooms of this endpoint in this process.
+                pub fn hub() -> ::ws_endpoint::Hub {
+                    ::ws_endpoint::Hub::of::<Self>()
+                }
+            }
+        }
+    };
+
     quote! {
         #item
 
-        impl #self_ty {
-            /// The actix-web service of this WebSocket endpoint: register it with
-            /// `App::new().service(Self::endpoint())`; its builder methods override the
-            /// `#[server_endpoint]` attributes at runtime. See
-            /// [`server_endpoint`](::ws_endpoint::server_endpoint) for the attributes and handlers.
-            pub fn endpoint() -> ::ws_endpoint::EndpointService<Self> {
-                ::ws_endpoint::EndpointService::new()
-            }
-
-            /// The sessions, broadcasts and rooms of this endpoint in this process.
-            pub fn hub() -> ::ws_endpoint::Hub {
-                ::ws_endpoint::Hub::of::<Self>()
-            }
-        }
+        #constructors
 
         const _: () = {
             #kind_asserts

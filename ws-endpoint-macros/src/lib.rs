@@ -21,28 +21,49 @@ use quote::quote;
 /// `ws-endpoint` crate, which re-exports it.
 #[proc_macro_attribute]
 pub fn server_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {
+    endpoint(args, item, false)
+}
+
+/// Turns an impl into a WebSocket client endpoint (JSR 356 `@ClientEndpoint`). Documented in
+/// the `ws-endpoint` crate, which re-exports it.
+#[proc_macro_attribute]
+pub fn client_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {
+    endpoint(args, item, true)
+}
+
+fn endpoint(args: TokenStream, item: TokenStream, client: bool) -> TokenStream {
     let item_tokens: proc_macro2::TokenStream = item.clone().into();
     let mut item: syn::ItemImpl = match syn::parse(item.clone()) {
         Ok(item) => item,
-        Err(e) => return misplaced_endpoint(item_tokens, e.span()),
+        Err(e) => return misplaced_endpoint(item_tokens, e.span(), client),
     };
-    let args = match attr::parse_server_endpoint(args.into()) {
+    let parsed = if client {
+        attr::parse_client_endpoint(args.into())
+    } else {
+        attr::parse_server_endpoint(args.into())
+    };
+    let args = match parsed {
         Ok(args) => args,
         Err(e) => {
             // Still emit the impl (without our attributes) so only this error shows.
             ast::strip(&mut item);
             let errs = e.write_errors();
-            let fallback = expand::fallback(&item);
+            let fallback = expand::fallback(&item, client);
             return quote!(#fallback #errs).into();
         }
     };
-    let template = valid::path_template(&args.path).ok();
-    let endpoint = ast::parse(args, item, template);
+    let template = if client {
+        Some(Vec::new())
+    } else {
+        valid::path_template(&args.path).ok()
+    };
+    let mut endpoint = ast::parse(args, item, template);
+    endpoint.client = client;
     let errors = valid::endpoint(&endpoint);
     if errors.is_empty() {
         expand::expand(&endpoint).into()
     } else {
-        let fallback = expand::fallback(&endpoint.item);
+        let fallback = expand::fallback(&endpoint.item, client);
         let errs = errors.iter().map(syn::Error::to_compile_error);
         quote!(#fallback #(#errs)*).into()
     }
@@ -51,7 +72,21 @@ pub fn server_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `#[server_endpoint]` on something other than an impl: one error. On a struct or enum, the
 /// type is also marked as meant to be an endpoint, so that the handler attributes of its impl
 /// (which then expand on their own) do not add an error each.
-fn misplaced_endpoint(item: proc_macro2::TokenStream, span: proc_macro2::Span) -> TokenStream {
+fn misplaced_endpoint(
+    item: proc_macro2::TokenStream,
+    span: proc_macro2::Span,
+    client: bool,
+) -> TokenStream {
+    let attr = if client {
+        "client_endpoint"
+    } else {
+        "server_endpoint"
+    };
+    let example = if client {
+        "#[client_endpoint]"
+    } else {
+        "#[server_endpoint(\"/path\")]"
+    };
     let (ident, generics) = match syn::parse2::<syn::Item>(item.clone()) {
         Ok(syn::Item::Struct(s)) => (Some(s.ident), s.generics),
         Ok(syn::Item::Enum(e)) => (Some(e.ident), e.generics),
@@ -59,9 +94,9 @@ fn misplaced_endpoint(item: proc_macro2::TokenStream, span: proc_macro2::Span) -
     };
     let msg = match &ident {
         Some(name) => format!(
-            "#[server_endpoint] goes on the impl block that holds the handlers, not on the type: move it to `impl {name} {{ ... }}`"
+            "#[{attr}] goes on the impl block that holds the handlers, not on the type: move it to `impl {name} {{ ... }}`"
         ),
-        None => "#[server_endpoint] goes on an impl block: `#[server_endpoint(\"/path\")] impl MyEndpoint { ... }`".to_owned(),
+        None => format!("#[{attr}] goes on an impl block: `{example} impl MyEndpoint {{ ... }}`"),
     };
     let err = syn::Error::new(span, msg).to_compile_error();
     let mark = match ident {

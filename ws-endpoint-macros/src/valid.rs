@@ -11,7 +11,9 @@ type Errors = Vec<syn::Error>;
 /// All the errors of the endpoint; empty when it can be expanded.
 pub fn endpoint(ep: &Endpoint) -> Errors {
     let mut errors: Errors = ep.parse_errors.clone();
-    if let Err(e) = path_template(&ep.args.path) {
+    if ep.client {
+        client(ep, &mut errors);
+    } else if let Err(e) = path_template(&ep.args.path) {
         errors.push(e);
     }
     for p in &ep.args.args.subprotocols {
@@ -73,13 +75,16 @@ pub fn endpoint(ep: &Endpoint) -> Errors {
     if !ep.item.generics.params.is_empty() {
         errors.push(syn::Error::new_spanned(
             &ep.item.generics,
-            "#[server_endpoint] types cannot be generic",
+            format!("#[{}] types cannot be generic", ep.attr_name()),
         ));
     }
     if let Some((_, path, _)) = &ep.item.trait_ {
         errors.push(syn::Error::new_spanned(
             path,
-            "#[server_endpoint] goes on an inherent impl (`impl MyEndpoint { ... }`), not a trait impl",
+            format!(
+                "#[{}] goes on an inherent impl (`impl MyEndpoint {{ ... }}`), not a trait impl",
+                ep.attr_name()
+            ),
         ));
     }
     for (dup, first) in &ep.duplicates {
@@ -100,6 +105,32 @@ pub fn endpoint(ep: &Endpoint) -> Errors {
 
 /// One `on_message` handler per message kind (for the kinds the macro knows by name; the
 /// others are checked at compile time by the expansion).
+/// What a client endpoint cannot have: there is no path template and no HTTP request to hook
+/// into or extract from.
+fn client(ep: &Endpoint, errors: &mut Errors) {
+    if let Some(h) = &ep.handshake {
+        errors.push(syn::Error::new_spanned(
+            &h.attr,
+            "#[on_handshake] shapes a server's 101 response; a client sets its upgrade request with `MyClient::connector(url).header(..)`",
+        ));
+    }
+    for h in ep.handlers() {
+        for p in &h.params {
+            match p {
+                Param::Path { span, .. } => errors.push(syn::Error::new(
+                    *span,
+                    "a client endpoint has no path template: read the URL's path with `session.path()`",
+                )),
+                Param::Other { ty, .. } if h.kind == Kind::Open => errors.push(syn::Error::new_spanned(
+                    ty,
+                    "a client's #[on_open] takes `&Session` only: there is no HTTP request to extract from (request headers are set with `MyClient::connector(url).header(..)`)",
+                )),
+                _ => {}
+            }
+        }
+    }
+}
+
 fn message_kinds(ep: &Endpoint, errors: &mut Errors) {
     let messages = &ep.messages;
     for (i, h) in messages.iter().enumerate() {
@@ -211,6 +242,8 @@ fn handler(ep: &Endpoint, h: &Handler, errors: &mut Errors) {
                 ))
             }
             Param::Session { .. } => {}
+            Param::Path { .. } if ep.client => {} // reported by `client`
+            Param::Other { .. } if ep.client && h.kind == Kind::Open => {} // likewise
             Param::Path { name, span, .. } => {
                 if let Some(names) = &ep.template {
                     path_param_in_template(name, *span, names, &ep.args.path, errors);

@@ -13,9 +13,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix_web::dev::Payload;
 use bytes::Bytes;
-use futures_util::{FutureExt as _, StreamExt as _};
+use futures_util::{FutureExt as _, Stream};
 use tokio::{
     sync::mpsc::OwnedPermit,
     time::{sleep_until, timeout, timeout_at},
@@ -27,7 +26,6 @@ use crate::{
     endpoint::{Endpoint, OpenArgs, Opened, Params},
     error::{EndpointError, SendError},
     message::Message,
-    registry::Registered,
     session::{close_payload, Session},
     wire::{DataKind, Decoder, Event as WireEvent, WireError},
 };
@@ -88,9 +86,25 @@ async fn fail<E: Endpoint>(ep: &mut Live<E>, session: &Session, err: EndpointErr
     close_with(session, close)
 }
 
-/// The request payload and the decoder over it.
-struct Reader {
-    payload: Payload,
+/// The peer's byte stream, as chunks: the request payload on the server, the socket's read
+/// half on the client. An error ends it like the end of the stream.
+pub(crate) trait Input: Unpin {
+    fn poll_chunk(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Bytes>>;
+}
+
+impl<S: Stream<Item = Result<Bytes, E>> + Unpin, E> Input for S {
+    fn poll_chunk(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Bytes>> {
+        match std::pin::Pin::new(self).poll_next(cx) {
+            std::task::Poll::Ready(Some(Ok(chunk))) => std::task::Poll::Ready(Some(chunk)),
+            std::task::Poll::Ready(_) => std::task::Poll::Ready(None),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+}
+
+/// The peer's byte stream and the decoder over it.
+struct Reader<P> {
+    payload: P,
     decoder: Decoder,
     chunk: Bytes,
     pos: usize,
@@ -103,7 +117,7 @@ enum ReadError {
     Eof,
 }
 
-impl Reader {
+impl<P: Input> Reader<P> {
     /// The next event from what has already been read, without waiting: `None` when the
     /// current chunk is used up.
     fn try_next(&mut self) -> Option<Result<WireEvent, ReadError>> {
@@ -136,12 +150,12 @@ impl Reader {
             if self.eof {
                 return Err(ReadError::Eof);
             }
-            match self.payload.next().await {
-                Some(Ok(chunk)) => {
+            match std::future::poll_fn(|cx| self.payload.poll_chunk(cx)).await {
+                Some(chunk) => {
                     self.chunk = chunk;
                     self.pos = 0;
                 }
-                Some(Err(_)) | None => self.eof = true,
+                None => self.eof = true,
             }
         }
     }
@@ -196,19 +210,20 @@ impl Timers {
     }
 }
 
+/// The connection task. `guard` (the server's registration and admission) lives until it
+/// returns; `opened` is called once `on_open` has run (or the instance could not be made).
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn run<E: Endpoint>(
+pub(crate) async fn run<E: Endpoint, P: Input>(
     session: Session,
-    registered: Registered,
-    admitted: crate::admission::Admitted,
-    payload: Payload,
+    guard: impl Sized,
+    payload: P,
     decoder: Decoder,
     config: Arc<EndpointConfig>,
     params: Params,
     args: OpenArgs,
+    opened: impl FnOnce(),
 ) {
-    let _registered = registered;
-    let _admitted = admitted;
+    let _guard = guard;
     session.inner.metrics.opened();
     let mut reader = Reader {
         payload,
@@ -218,8 +233,9 @@ pub(crate) async fn run<E: Endpoint>(
         eof: false,
     };
 
-    let opened = Box::pin(E::open(&session, &params, args)).await;
-    let (mut live, reason) = match opened {
+    let outcome = Box::pin(E::open(&session, &params, args)).await;
+    opened();
+    let (mut live, reason) = match outcome {
         Opened::Open(ep) => {
             let mut live = Live { ep, params };
             let reason = receive(&mut live, &session, &mut reader, &config).await;
@@ -275,10 +291,10 @@ async fn flush(session: &Session, send_timeout: Duration) {
 }
 
 /// The receive loop; returns why the session ended.
-async fn receive<E: Endpoint>(
+async fn receive<E: Endpoint, P: Input>(
     ep: &mut Live<E>,
     session: &Session,
-    reader: &mut Reader,
+    reader: &mut Reader<P>,
     config: &EndpointConfig,
 ) -> CloseReason {
     let mut timers = Timers::new(config);
@@ -534,10 +550,10 @@ fn text_part(carry: &mut Vec<u8>, payload: Vec<u8>, last: bool) -> Option<String
 /// socket back, the pong deadline is pushed back by as long; and each chunk that arrives counts
 /// as a pong (a peer that is sending is alive). Once the handler returns, what is left of the
 /// message is discarded by the receive loop.
-async fn stream<E: Endpoint>(
+async fn stream<E: Endpoint, P: Input>(
     ep: &mut Live<E>,
     session: &Session,
-    reader: &mut Reader,
+    reader: &mut Reader<P>,
     timers: &mut Timers,
     kind: DataKind,
     first: Vec<u8>,

@@ -48,6 +48,9 @@
 //! One endpoint instance is created per connection; its handlers never run concurrently and see
 //! messages in arrival order.
 //!
+//! The client half: [`#[client_endpoint]`](client_endpoint) on an impl with the same handlers,
+//! connected with `MyClient::connect("ws://…")` (see [`client`]).
+//!
 //! **Where to look**: [`server_endpoint`] has the attribute reference, the handler-parameter
 //! table and the return types; [`Session`] what a handler can do with its connection (send,
 //! close, properties, rooms, per-session limits); [`Hub`] broadcasts and rooms;
@@ -64,6 +67,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod admission;
+pub mod client;
 mod close;
 #[cfg(feature = "redis")]
 pub mod cluster;
@@ -121,12 +125,17 @@ pub use ws_endpoint_macros::{on_close, on_error, on_handshake, on_message, on_op
 #[doc = include_str!("docs/server_endpoint.md")]
 pub use ws_endpoint_macros::server_endpoint;
 
+#[doc(inline)]
+#[doc = include_str!("docs/client_endpoint.md")]
+pub use ws_endpoint_macros::client_endpoint;
+
 /// The common imports: the attributes, [`Session`], [`CloseReason`], [`Json`], [`Bytes`],
 /// and actix-web's `web`, `App` and `HttpServer`.
 pub mod prelude {
     pub use crate::{
-        on_close, on_error, on_handshake, on_message, on_open, path_param, server_endpoint, Bytes,
-        CloseCode, CloseReason, EndpointError, Handshake, Hub, Json, Pong, Session, WsServerExt,
+        client_endpoint, on_close, on_error, on_handshake, on_message, on_open, path_param,
+        server_endpoint, Bytes, CloseCode, CloseReason, EndpointError, Handshake, Hub, Json, Pong,
+        Session, WsServerExt,
     };
     pub use actix_web::{web, App, HttpRequest, HttpServer};
 }

@@ -395,8 +395,15 @@ async fn upgrade<E: Endpoint>(
         peer = ?session.peer_addr(),
     );
     actix_web::rt::spawn(
-        connection::run::<E>(
-            session, registered, admitted, payload, decoder, config, params, args,
+        connection::run::<E, _>(
+            session,
+            (registered, admitted),
+            payload,
+            decoder,
+            config,
+            params,
+            args,
+            || {},
         )
         .instrument(span),
     );

@@ -186,14 +186,14 @@ impl OutFrame {
         }
     }
 
-    fn header(&self, out: &mut BytesMut) {
+    fn header(&self, out: &mut BytesMut, mask: Option<[u8; 4]>) {
         let mut raw = [0u8; MAX_HEADER];
         let n = Header {
             fin: self.fin,
             // RSV1 marks a compressed message on its first frame only.
             rsv1: self.deflate == Deflate::Done && self.opcode != OpCode::Continuation,
             opcode: self.opcode,
-            mask: None,
+            mask,
             len: self.payload.len() as u64,
         }
         .encode(&mut raw);
@@ -581,6 +581,9 @@ pub(crate) struct Body {
     out: std::sync::Arc<Outbound>,
     batch: BytesMut,
     failed: bool,
+    /// A client's body: every frame masked with a fresh random key (RFC 6455 §5.3), its payload
+    /// copied into the batch (a shared payload cannot be masked in place).
+    masked: bool,
     /// The session's own compressor (context takeover), made at its first compressed message.
     deflater: Option<Box<crate::wire::deflate::Deflater>>,
 }
@@ -592,8 +595,16 @@ impl Body {
             out,
             batch: BytesMut::new(),
             failed: false,
+            masked: false,
             deflater: None,
         }
+    }
+
+    /// The body of a client connection: frames masked.
+    pub(crate) fn masked(out: std::sync::Arc<Outbound>) -> Self {
+        let mut body = Self::new(out);
+        body.masked = true;
+        body
     }
 }
 
@@ -732,9 +743,19 @@ impl MessageBody for Body {
                 // In queue order, so that the peer's inflater sees the context we built.
                 frame = compress_in_context(&mut this.deflater, this.out.deflate, frame);
             }
+            if this.masked {
+                let key: [u8; 4] = rand::random();
+                this.batch.reserve(MAX_HEADER + frame.payload.len());
+                frame.header(&mut this.batch, Some(key));
+                let start = this.batch.len();
+                this.batch.extend_from_slice(&frame.payload);
+                crate::wire::apply_mask(&mut this.batch[start..], key, 0);
+                released += size;
+                continue;
+            }
             this.batch
                 .reserve(MAX_HEADER + frame.payload.len().min(INLINE));
-            frame.header(&mut this.batch);
+            frame.header(&mut this.batch, None);
             if frame.payload.len() <= INLINE {
                 this.batch.extend_from_slice(&frame.payload);
                 released += size;

@@ -143,6 +143,92 @@ fn accept(params: &[(&str, Option<String>)], policy: Policy) -> Option<Agreed> {
     })
 }
 
+/// The client's offer (RFC 7692 §7.1): `client_max_window_bits` (it compresses with whatever
+/// window the server asks for) and, when it will reset its compressor after every message,
+/// `client_no_context_takeover` (RFC 7692 §7.1.1.2: then a promise, whatever the answer).
+/// The server may keep its own context: the client's inflater then keeps a window.
+pub fn client_offer(client_no_context_takeover: bool) -> String {
+    let mut out = String::from(NAME);
+    if client_no_context_takeover {
+        out.push_str("; client_no_context_takeover");
+    }
+    out.push_str("; client_max_window_bits");
+    out
+}
+
+/// The client's reading of the server's `Sec-WebSocket-Extensions` response to
+/// [`client_offer`]. `Ok(None)`: no extension agreed; `Err`: a response the client must fail
+/// the connection for (RFC 6455 §4.1, RFC 7692 §5: an extension it did not offer, an unknown
+/// parameter, a parameter twice, a window outside 8–15).
+///
+/// In the result, `server_max_window_bits` is the window the server compresses with (the
+/// client inflates with 15 bits, which reads any) and `client_max_window_bits` the one the
+/// client must compress with (15 when the server set none).
+pub fn accept_response<'a>(
+    values: impl IntoIterator<Item = &'a str>,
+) -> Result<Option<Agreed>, &'static str> {
+    let mut agreed = None;
+    for value in values {
+        let Some(exts) = split_outside_quotes(value, b',') else {
+            return Err("malformed Sec-WebSocket-Extensions in the response");
+        };
+        for ext in exts {
+            let Some(parts) = split_outside_quotes(ext, b';') else {
+                return Err("malformed Sec-WebSocket-Extensions in the response");
+            };
+            let mut parts = parts.into_iter();
+            let name = parts.next().unwrap_or("").trim();
+            if !name.eq_ignore_ascii_case(NAME) {
+                return Err("the server answered with an extension that was not offered");
+            }
+            if agreed.is_some() {
+                return Err("the server answered with permessage-deflate twice");
+            }
+            let mut seen = [false; 4];
+            let mut a = Agreed {
+                server_no_context_takeover: false,
+                client_no_context_takeover: false,
+                server_max_window_bits: 15,
+                client_max_window_bits: Some(15),
+                send_server_max_window_bits: false,
+            };
+            for raw in parts {
+                let Some((name, value)) = param(raw) else {
+                    return Err("malformed permessage-deflate parameter in the response");
+                };
+                let index = match name.to_ascii_lowercase().as_str() {
+                    "server_no_context_takeover" => 0,
+                    "client_no_context_takeover" => 1,
+                    "server_max_window_bits" => 2,
+                    "client_max_window_bits" => 3,
+                    _ => return Err("unknown permessage-deflate parameter in the response"),
+                };
+                if std::mem::replace(&mut seen[index], true) {
+                    return Err("a permessage-deflate parameter twice in the response");
+                }
+                match (index, value) {
+                    (0, None) => a.server_no_context_takeover = true,
+                    (1, None) => a.client_no_context_takeover = true,
+                    (2, Some(v)) => {
+                        a.server_max_window_bits = window_bits(&v)
+                            .ok_or("invalid server_max_window_bits in the response")?;
+                        a.send_server_max_window_bits = true;
+                    }
+                    (3, Some(v)) => {
+                        a.client_max_window_bits = Some(
+                            window_bits(&v)
+                                .ok_or("invalid client_max_window_bits in the response")?,
+                        );
+                    }
+                    _ => return Err("invalid permessage-deflate parameter value in the response"),
+                }
+            }
+            agreed = Some(a);
+        }
+    }
+    Ok(agreed)
+}
+
 /// A window-bits value: 8 to 15, in decimal without leading zeros.
 fn window_bits(value: &str) -> Option<u8> {
     if value.is_empty() || value.len() > 2 || value.starts_with('0') {
@@ -491,6 +577,48 @@ pub fn inflate_shared(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_reads_the_servers_answer() {
+        assert_eq!(
+            client_offer(true),
+            "permessage-deflate; client_no_context_takeover; client_max_window_bits"
+        );
+        assert_eq!(
+            client_offer(false),
+            "permessage-deflate; client_max_window_bits"
+        );
+        assert_eq!(accept_response([]), Ok(None));
+        let a = accept_response(["permessage-deflate"]).unwrap().unwrap();
+        assert!(!a.server_no_context_takeover && !a.client_no_context_takeover);
+        assert_eq!(
+            (a.server_max_window_bits, a.client_max_window_bits),
+            (15, Some(15))
+        );
+        let a = accept_response(
+            ["permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10; client_max_window_bits=\"8\""],
+        )
+        .unwrap()
+        .unwrap();
+        assert!(a.server_no_context_takeover && a.client_no_context_takeover);
+        assert_eq!(
+            (a.server_max_window_bits, a.client_max_window_bits),
+            (10, Some(8))
+        );
+        for bad in [
+            "x-webkit-deflate-frame",
+            "permessage-deflate, permessage-deflate",
+            "permessage-deflate; client_max_window_bits",
+            "permessage-deflate; server_max_window_bits=16",
+            "permessage-deflate; server_max_window_bits=08",
+            "permessage-deflate; server_no_context_takeover=1",
+            "permessage-deflate; client_no_context_takeover; client_no_context_takeover",
+            "permessage-deflate; mystery",
+            "permessage-deflate; \"",
+        ] {
+            assert!(accept_response([bad]).is_err(), "{bad}");
+        }
+    }
 
     const SHARED: Policy = Policy {
         context_takeover: false,
