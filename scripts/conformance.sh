@@ -1,54 +1,49 @@
 #!/usr/bin/env bash
-# RFC 6455 and RFC 7692 conformance: runs the Autobahn testsuite's fuzzing client (sections
-# 1-7, 9, 10, and 12-13: permessage-deflate) against the echo example built in release, on
-# 127.0.0.1. Installs the testsuite under target/autobahn if missing.
+# RFC 6455 and RFC 7692 conformance with the Autobahn testsuite, both halves, on 127.0.0.1, in
+# release builds (sections 1-7, 9, 10, and 12-13: permessage-deflate):
+#   - server: the fuzzing client (`wstest -m fuzzingclient`) against the echo example;
+#   - client: the fuzzing server (`wstest -m fuzzingserver`) driven by the autobahn_client
+#     example (a #[client_endpoint] that echoes every case).
+# Installs the testsuite under target/autobahn if missing.
 #
 #   bash scripts/conformance.sh            # exits non-zero on any FAILED or UNIMPLEMENTED case
 #   STRICT=1 bash scripts/conformance.sh   # ... and on any NON-STRICT case
+#   SIDES=client bash scripts/conformance.sh   # one half only (default: "server client")
+#   CASES='["12.*"]' bash scripts/conformance.sh   # a subset (a JSON list of case patterns)
+#   CLIENT_CASES='[...]'                            # the client half's subset (default: CASES)
 #
-# The per-section table is printed and written to target/autobahn-run/summary.md; the full
-# report is target/autobahn-run/reports/index.html.
+# Per half, the per-section table is printed and written to target/autobahn-run/SIDE/summary.md;
+# the full report is target/autobahn-run/SIDE/reports/index.html.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PREFIX=target/autobahn
 RUN=target/autobahn-run
 PORT=${PORT:-9001}
+CLIENT_PORT=${CLIENT_PORT:-9002}
+SIDES=${SIDES:-server client}
+CASES=${CASES:-'["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*", "12.*", "13.*"]'}
+CLIENT_CASES=${CLIENT_CASES:-$CASES}
 
 bash scripts/install-autobahn.sh "$PREFIX"
-cargo build --release --example echo
+cargo build --release --example echo --example autobahn_client
 
-rm -rf "$RUN" && mkdir -p "$RUN"
-target/release/examples/echo "127.0.0.1:$PORT" >"$RUN/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
-
-for _ in $(seq 1 100); do
-  if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $PORT), 0.2)" 2>/dev/null; then
-    break
-  fi
-  sleep 0.1
-done
-
-# Every section by default; CASES='["12.*"]' runs a subset (a JSON list of case patterns).
-CASES=${CASES:-'["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*", "12.*", "13.*"]'}
-cat >"$RUN/spec.json" <<JSON
-{"outdir": "reports",
- "servers": [{"agent": "ws-endpoint", "url": "ws://127.0.0.1:$PORT/"}],
- "cases": $CASES,
- "exclude-cases": [],
- "exclude-agent-cases": {}}
-JSON
-
-(cd "$RUN" && timeout ${WSTEST_TIMEOUT:-2400} "../../$PREFIX/wstest" -m fuzzingclient -s spec.json >wstest.log 2>&1) || {
-  echo "wstest failed; last lines of its log:" >&2
-  tail -20 "$RUN/wstest.log" >&2
-  exit 1
+wait_port() {
+  for _ in $(seq 1 300); do
+    if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $1), 0.2)" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "nothing listens on 127.0.0.1:$1" >&2
+  return 1
 }
 
-python3 scripts/autobahn-summary.py "$RUN/reports/index.json" | tee "$RUN/summary.md"
-
-python3 - "$RUN/reports/index.json" "${STRICT:-0}" <<'PY'
+# Prints the table and the totals of one report; fails on FAILED / UNIMPLEMENTED (and, with
+# STRICT=1, NON-STRICT) cases.
+verdict() {
+  python3 scripts/autobahn-summary.py "$1" | tee "$2"
+  python3 - "$1" "${STRICT:-0}" <<'PY'
 import json, sys
 results = list(json.load(open(sys.argv[1])).values())[0]
 strict = sys.argv[2] == "1"
@@ -66,3 +61,59 @@ if strict:
 print("cases: %d; %s" % (len(results), ", ".join("%s %d" % kv for kv in sorted(count.items()))))
 sys.exit(1 if bad else 0)
 PY
+}
+
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+status=0
+
+for side in $SIDES; do
+  dir="$RUN/$side"
+  rm -rf "$dir" && mkdir -p "$dir"
+  case "$side" in
+  server)
+    echo "== server: wstest's fuzzing client against examples/echo.rs"
+    target/release/examples/echo "127.0.0.1:$PORT" >"$dir/server.log" 2>&1 &
+    pids+=($!)
+    wait_port "$PORT"
+    cat >"$dir/spec.json" <<JSON
+{"outdir": "reports",
+ "servers": [{"agent": "ws-endpoint", "url": "ws://127.0.0.1:$PORT/"}],
+ "cases": $CASES,
+ "exclude-cases": [],
+ "exclude-agent-cases": {}}
+JSON
+    (cd "$dir" && timeout "${WSTEST_TIMEOUT:-2400}" "../../../$PREFIX/wstest" -m fuzzingclient -s spec.json >wstest.log 2>&1) || {
+      echo "wstest failed; last lines of its log:" >&2
+      tail -20 "$dir/wstest.log" >&2
+      exit 1
+    }
+    ;;
+  client)
+    echo "== client: examples/autobahn_client.rs against wstest's fuzzing server"
+    cat >"$dir/spec.json" <<JSON
+{"url": "ws://127.0.0.1:$CLIENT_PORT",
+ "outdir": "reports",
+ "cases": $CLIENT_CASES,
+ "exclude-cases": [],
+ "exclude-agent-cases": {}}
+JSON
+    (cd "$dir" && exec "../../../$PREFIX/wstest" -m fuzzingserver -s spec.json >wstest.log 2>&1) &
+    pids+=($!)
+    wait_port "$CLIENT_PORT"
+    timeout "${WSTEST_TIMEOUT:-2400}" target/release/examples/autobahn_client \
+      "ws://127.0.0.1:$CLIENT_PORT" ws-endpoint-client >"$dir/client.log" 2>&1 || {
+      echo "autobahn_client failed; last lines of its log:" >&2
+      tail -20 "$dir/client.log" >&2
+      exit 1
+    }
+    ;;
+  *)
+    echo "unknown side $side (server or client)" >&2
+    exit 2
+    ;;
+  esac
+  echo "-- $side"
+  verdict "$dir/reports/index.json" "$dir/summary.md" || status=1
+done
+exit $status

@@ -462,3 +462,74 @@ async fn a_browser_s_deflate_offer_is_accepted_and_events_arrive_compressed() {
         }
     }
 }
+
+/// The terminal client (`examples/chat_client.rs`), run as the program `cargo` built, talking
+/// to the chat server: what it prints, and what it sends from its standard input.
+#[tokio::test]
+async fn the_terminal_client_prints_events_and_sends_its_input() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+    let _one = SERIAL.lock().await;
+    let srv = start_chat();
+    // target/debug/deps/chat_example-… → target/debug/examples/chat_client
+    let exe = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("examples")
+        .join(format!("chat_client{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        exe.exists(),
+        "cargo test builds the examples: {}",
+        exe.display()
+    );
+    let mut child = tokio::process::Command::new(&exe)
+        .arg(srv.url("/chat/terminal?nick=bob"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start chat_client");
+    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stdin = child.stdin.take().unwrap();
+    macro_rules! printed {
+        () => {
+            tokio::time::timeout(WAIT, out.next_line())
+                .await
+                .expect("a line within the wait")
+                .expect("stdout readable")
+                .expect("a line, not the end")
+        };
+    }
+    assert_eq!(printed!(), "* you are bob in terminal; here: bob");
+
+    let (mut ada, _) = join(&srv, "terminal", Some("ada")).await;
+    assert_eq!(printed!(), "* ada joined");
+    say(&mut ada, "hi bob").await;
+    assert_eq!(event(&mut ada).await["text"], "hi bob");
+    assert_eq!(printed!(), "<ada> hi bob");
+
+    stdin.write_all("hello ada ✓\n".as_bytes()).await.unwrap();
+    let heard = event(&mut ada).await;
+    assert_eq!(
+        (heard["from"].as_str(), heard["text"].as_str()),
+        (Some("bob"), Some("hello ada ✓"))
+    );
+    assert_eq!(printed!(), "<bob> hello ada ✓");
+
+    // End of input: the client leaves with a close handshake and exits 0.
+    drop(stdin);
+    let left = event(&mut ada).await;
+    assert_eq!(
+        (left["kind"].as_str(), left["nick"].as_str()),
+        (Some("leave"), Some("bob"))
+    );
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("exits")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    srv.stop().await;
+}

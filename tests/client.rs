@@ -58,6 +58,21 @@ impl Echo {
             }
             "big" => Some("x".repeat(100_000)),
             "compressed?" => Some(session.is_compressed().to_string()),
+            "parts" => {
+                // 3 MiB of binary in 48 frames, then a text in 3 frames.
+                let s = session.clone();
+                actix_web::rt::spawn(async move {
+                    let mut w = s.binary_writer().await.unwrap();
+                    for i in 0..48u8 {
+                        w.send(vec![i; 64 * 1024]).await.unwrap();
+                    }
+                    w.finish().await.unwrap();
+                    s.send_partial("one ", false).await.unwrap();
+                    s.send_partial("two ", false).await.unwrap();
+                    s.send_partial("three", true).await.unwrap();
+                });
+                None
+            }
             _ => Some(msg),
         }
     }
@@ -74,10 +89,12 @@ fn echo_server() -> TestServer {
 
 // ---- the client endpoints ---------------------------------------------------------------------
 
+/// Each test's name and the channel its client endpoints report to.
+type Listeners = Mutex<Vec<(&'static str, mpsc::UnboundedSender<String>)>>;
+
 /// Where the client endpoints report what happened (one channel per test, by name).
-fn events() -> &'static Mutex<Vec<(&'static str, mpsc::UnboundedSender<String>)>> {
-    static EVENTS: OnceLock<Mutex<Vec<(&'static str, mpsc::UnboundedSender<String>)>>> =
-        OnceLock::new();
+fn events() -> &'static Listeners {
+    static EVENTS: OnceLock<Listeners> = OnceLock::new();
     EVENTS.get_or_init(Default::default)
 }
 
@@ -394,6 +411,49 @@ async fn gives_up_after_max_tries_and_does_not_retry_a_refusal() {
     server.stop().await;
 }
 
+/// Takes binary messages as a stream and text in parts.
+#[derive(Default)]
+struct Streamer;
+
+#[client_endpoint(max_binary_message_size = "4GiB", max_text_message_size = "1KiB")]
+impl Streamer {
+    #[on_message]
+    async fn binary(&mut self, mut data: ws_endpoint::BinaryStream, session: &Session) {
+        let (mut bytes, mut sum) = (0usize, 0u64);
+        while let Some(chunk) = data.next_chunk().await {
+            let chunk = chunk.expect("a whole stream");
+            bytes += chunk.len();
+            sum += chunk.iter().map(|&b| b as u64).sum::<u64>();
+        }
+        report(&test_name(session), format!("stream:{bytes}:{sum}"));
+    }
+
+    #[on_message]
+    fn text(&mut self, part: String, last: bool, session: &Session) {
+        report(&test_name(session), format!("part:{part}:{last}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_and_parts_reach_client_handlers_as_they_arrive() {
+    let server = echo_server();
+    let mut rx = listen("streams");
+    let client = Streamer::connect(server.url("/echo?t=streams"))
+        .await
+        .unwrap();
+    client.session().text("parts").await.unwrap();
+    let sum: u64 = (0..48u64).map(|i| i * 64 * 1024).sum();
+    assert_eq!(
+        next(&mut rx).await,
+        format!("stream:{}:{sum}", 48 * 64 * 1024)
+    );
+    assert_eq!(next(&mut rx).await, "part:one :false");
+    assert_eq!(next(&mut rx).await, "part:two :false");
+    assert_eq!(next(&mut rx).await, "part:three:true");
+    client.close(CloseReason::normal()).await;
+    server.stop().await;
+}
+
 // ---- a raw server peer ------------------------------------------------------------------------
 
 /// One connection accepted and upgraded by hand; reads and writes frames byte by byte.
@@ -596,8 +656,10 @@ async fn the_client_closes_tcp_after_the_servers_close_frame() {
     assert_eq!(&close.payload[2..], b"going");
     assert!(close.mask.is_some());
     assert!(next(&mut rx).await.starts_with("close:1001:going"));
-    // The server answers; then the client closes TCP (the server need not).
+    // The server answers and closes its side of TCP first (RFC 6455 §7.1.1); the client, which
+    // waits for that, then closes its own (a server that never does is the next test).
     peer.send(&[0x88, 2, 0x03, 0xe9]).await;
+    peer.tcp.shutdown().await.unwrap();
     peer.expect_eof().await;
     assert_eq!(closing.await.unwrap().code_u16(), 1001);
 
@@ -641,7 +703,8 @@ async fn a_server_that_never_closes_tcp_is_left_after_the_close_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_handshake_response_fails_the_connection() {
     let (listener, url) = Peer::listen().await;
-    let cases: [(&str, fn(&str) -> String); 3] = [
+    type Respond = fn(&str) -> String;
+    let cases: [(&str, Respond); 3] = [
         ("wrong accept", |_key| {
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n".to_owned()
         }),

@@ -46,6 +46,14 @@ impl TlsServer {
         let identity = tls::self_signed().expect("self-signed certificate");
         let cert = identity.0[0].clone();
         let config = tls::server_config(identity).expect("rustls server config");
+        Self::start_config(config, cert, app)
+    }
+
+    /// The server with a rustls configuration of the test's own (`cert` is its certificate).
+    fn start_config<F>(config: rustls::ServerConfig, cert: CertificateDer<'static>, app: F) -> Self
+    where
+        F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+    {
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
@@ -246,4 +254,152 @@ async fn sessions_on_the_tls_listener_are_secure() {
     let mut ws = connect(&plain.url("/secure")).await;
     assert_eq!(recv_text(&mut ws).await, "false");
     plain.stop().await;
+}
+
+// ---- the client endpoint over wss:// ---------------------------------------------------------
+
+/// A client endpoint that hands what it receives to the test.
+#[derive(Default)]
+struct Received;
+
+static RECEIVED: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<String>>> =
+    std::sync::Mutex::new(None);
+
+#[client_endpoint]
+impl Received {
+    #[on_message]
+    fn text(&mut self, msg: String) {
+        if let Some(tx) = RECEIVED.lock().unwrap().as_ref() {
+            let _ = tx.send(msg);
+        }
+    }
+}
+
+/// The TLS client tests share `RECEIVED`: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn receive() -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    *RECEIVED.lock().unwrap() = Some(tx);
+    rx
+}
+
+async fn received(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("a message within 5 s")
+        .expect("channel open")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_endpoint_connects_over_wss_trusting_its_own_root() {
+    let _one = SERIAL.lock().await;
+    let srv = TlsServer::start();
+    let mut rx = receive();
+    let client = Received::connector(format!("wss://localhost:{}/echo", srv.addr.port()))
+        .tls_config(srv.client_config())
+        .connect()
+        .await
+        .expect("wss connect");
+    let session = client.session();
+    assert!(session.is_secure());
+    session.text("over TLS ✓").await.unwrap();
+    assert_eq!(received(&mut rx).await, "over TLS ✓");
+    let big = "y".repeat(50_000);
+    session.text(big.clone()).await.unwrap();
+    assert_eq!(received(&mut rx).await, big);
+    assert_eq!(client.close(CloseReason::normal()).await.code_u16(), 1000);
+
+    // By IP address too (the certificate names 127.0.0.1).
+    let client = Received::connector(format!("wss://{}/echo", srv.addr))
+        .tls_config(srv.client_config())
+        .connect()
+        .await
+        .expect("wss connect by address");
+    client.session().text("by address").await.unwrap();
+    assert_eq!(received(&mut rx).await, "by address");
+    client.close(CloseReason::normal()).await;
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_endpoint_refuses_an_untrusted_certificate() {
+    let _one = SERIAL.lock().await;
+    let srv = TlsServer::start();
+    // The default configuration: Mozilla's roots, which do not hold a self-signed certificate.
+    let err = Received::connect(format!("wss://localhost:{}/echo", srv.addr.port()))
+        .await
+        .unwrap_err();
+    match &err {
+        ws_endpoint::client::ConnectError::Tls(e) => {
+            assert!(
+                e.to_string().to_ascii_lowercase().contains("certificate"),
+                "{e}"
+            )
+        }
+        other => panic!("expected a TLS error, got {other:?}"),
+    }
+    assert!(!err.is_transient());
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_needs_the_client_certificate() {
+    let _one = SERIAL.lock().await;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let (server_certs, server_key) = tls::self_signed().expect("server certificate");
+    let (client_certs, client_key) = tls::self_signed().expect("client certificate");
+    let mut client_roots = RootCertStore::empty();
+    client_roots.add(client_certs[0].clone()).unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(client_roots),
+        provider.clone(),
+    )
+    .build()
+    .expect("client verifier");
+    let server_config = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(server_certs.clone(), server_key)
+        .unwrap();
+    let srv = TlsServer::start_config(server_config, server_certs[0].clone(), tls::configure);
+    let url = format!("wss://localhost:{}/echo", srv.addr.port());
+
+    // Without a certificate: refused (in TLS 1.3 the refusal comes after the client's side of
+    // the handshake, so it may surface as a TLS or an I/O error).
+    let err = Received::connector(url.clone())
+        .tls_config(srv.client_config())
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ws_endpoint::client::ConnectError::Tls(_)
+                | ws_endpoint::client::ConnectError::Io(_)
+                | ws_endpoint::client::ConnectError::Handshake(_)
+        ),
+        "{err:?}"
+    );
+
+    // With it: accepted.
+    let mut server_roots = RootCertStore::empty();
+    server_roots.add(server_certs[0].clone()).unwrap();
+    let with_cert = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(server_roots)
+        .with_client_auth_cert(client_certs, client_key)
+        .expect("client certificate");
+    let mut rx = receive();
+    let client = Received::connector(url)
+        .tls_config(Arc::new(with_cert))
+        .connect()
+        .await
+        .expect("mTLS connect");
+    client.session().text("mutual").await.unwrap();
+    assert_eq!(received(&mut rx).await, "mutual");
+    client.close(CloseReason::normal()).await;
+    srv.stop().await;
 }

@@ -237,7 +237,7 @@ pub(crate) async fn handshake(
         buf.truncate(len);
         return Err(ConnectError::Status {
             status,
-            headers,
+            headers: Box::new(headers),
             body: buf.freeze(),
         });
     }
@@ -358,9 +358,10 @@ mod tests {
         }
         assert!(text.ends_with("\r\n\r\n"));
         // The handshake's own headers cannot be overridden by hand.
-        headers.insert(header::SEC_WEBSOCKET_KEY, HeaderValue::from_static("x"));
+        let mut own = headers.clone();
+        own.insert(header::SEC_WEBSOCKET_KEY, HeaderValue::from_static("x"));
         let offer = Offer {
-            headers: &headers,
+            headers: &own,
             ..offer
         };
         assert!(matches!(

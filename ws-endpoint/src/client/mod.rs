@@ -125,8 +125,8 @@ pub enum ConnectError {
     Status {
         /// The response's status.
         status: StatusCode,
-        /// The response's headers.
-        headers: HeaderMap,
+        /// The response's headers (boxed: they would make every `Result` of this error large).
+        headers: Box<HeaderMap>,
         /// The response's body, as far as `Content-Length` announced it (at most 64 KiB).
         body: Bytes,
     },
@@ -187,6 +187,9 @@ impl From<std::io::Error> for ConnectError {
     }
 }
 
+/// [`Reconnect::when`]'s rule.
+type ReconnectIf = Arc<dyn Fn(&CloseReason) -> bool + Send + Sync>;
+
 /// When and how often a [`Client`] connects again (Tyrus' `ReconnectHandler`): exponential
 /// backoff with jitter, capped, for at most so many tries in a row.
 ///
@@ -214,7 +217,7 @@ pub struct Reconnect {
     max: Duration,
     jitter: f64,
     max_tries: Option<u32>,
-    when: Option<Arc<dyn Fn(&CloseReason) -> bool + Send + Sync>>,
+    when: Option<ReconnectIf>,
 }
 
 impl Default for Reconnect {
@@ -521,6 +524,7 @@ impl<E: Endpoint> Connector<E> {
         let shared = Arc::new(Shared {
             state,
             stop: AtomicBool::new(false),
+            stop_reason: std::sync::Mutex::new(None),
             stopped: Notify::new(),
         });
         let for_thread = shared.clone();
@@ -561,6 +565,9 @@ struct State {
 struct Shared {
     state: watch::Sender<State>,
     stop: AtomicBool,
+    /// The reason [`Client::close`] was given, for a connection that opens after it was called.
+    stop_reason: std::sync::Mutex<Option<CloseReason>>,
+    /// Wakes the supervisor from its wait between tries (a stored permit if it is not waiting).
     stopped: Notify,
 }
 
@@ -652,8 +659,13 @@ impl Client {
     /// `reason` (the close handshake, then the TCP close). Returns once the client has ended
     /// (`on_close` has run), with the reason the connection ended with.
     pub async fn close(&self, reason: CloseReason) -> CloseReason {
+        *self
+            .shared
+            .stop_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
         self.shared.stop.store(true, Ordering::Release);
-        self.shared.stopped.notify_waiters();
+        self.shared.stopped.notify_one();
         let session = self.shared.state.borrow().session.clone();
         if let Some(session) = session {
             let _ = session.close(reason).await;
@@ -943,6 +955,17 @@ async fn run_connection<E: Endpoint>(
             s.open = true;
             s.connections += 1;
         });
+        if shared.stop.load(Ordering::Acquire) {
+            // `Client::close` came while this connection was being made: it closes at once.
+            let reason = shared
+                .stop_reason
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .unwrap_or_default();
+            let frame = crate::session::close_payload(&reason);
+            let _ = session.inner.begin_close(reason, Some(frame));
+        }
         if let Some(tx) = first.take() {
             let _ = tx.send(Ok(()));
         }
