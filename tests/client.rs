@@ -376,6 +376,31 @@ async fn reconnects_after_a_restart_and_runs_on_open_and_on_close_per_connection
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_while_reconnecting_ends_the_client() {
+    let server = echo_server();
+    let mut rx = listen("lost");
+    let client = Recorder::connector(server.url("/echo?t=lost"))
+        .reconnect(Reconnect::default().initial_delay(Duration::from_millis(20)))
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(next(&mut rx).await, "open:/echo");
+    // The server goes away without a close frame: 1006, then tries that are refused.
+    server.stop().await;
+    assert!(next(&mut rx).await.starts_with("close:1006:"));
+    // on_close ran: the session is closed.
+    assert!(!client.is_connected());
+    let reason = within(
+        "close while reconnecting",
+        client.close(CloseReason::normal()),
+    )
+    .await;
+    assert_eq!(reason.code_u16(), 1006, "the last connection's end");
+    assert!(within("no session", client.connected()).await.is_none());
+    assert_eq!(client.connections(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gives_up_after_max_tries_and_does_not_retry_a_refusal() {
     // A port nobody listens on.
     let port = {

@@ -684,8 +684,19 @@ async fn supervise<E: Endpoint>(
     let mut first = Some(first);
     let config = Arc::new(connector.config.clone());
     let mut failures: u32 = 0;
+    // How the last connection ended: what `Client::close` and `closed` report when the client
+    // is stopped between connections.
+    let mut last: Option<CloseReason> = None;
     loop {
-        let ended = match connect_once(&connector, &target).await {
+        let attempt = tokio::select! {
+            attempt = connect_once(&connector, &target) => attempt,
+            _ = shared.stopped.notified() => {
+                // `Client::close` while a reconnect was being made: it is dropped.
+                shared.finish(last.unwrap_or_default());
+                return;
+            }
+        };
+        let ended = match attempt {
             Ok(conn) => {
                 failures = 0;
                 let reason =
@@ -700,6 +711,7 @@ async fn supervise<E: Endpoint>(
                     return;
                 }
                 tracing::info!(url = %connector.url, %reason, "connection ended; reconnecting");
+                last = Some(reason.clone());
                 reason
             }
             Err(err) => {
@@ -715,12 +727,14 @@ async fn supervise<E: Endpoint>(
                         let _ = tx.send(Err(err));
                     } else {
                         tracing::warn!(url = %connector.url, error = %err, "gave up reconnecting");
-                        shared.finish(CloseReason::abnormal(err.to_string()));
+                        shared
+                            .finish(last.unwrap_or_else(|| CloseReason::abnormal(err.to_string())));
                     }
                     return;
                 }
                 tracing::info!(url = %connector.url, error = %err, tries = failures, "connecting failed; trying again");
-                CloseReason::abnormal(err.to_string())
+                last.clone()
+                    .unwrap_or_else(|| CloseReason::abnormal(err.to_string()))
             }
         };
         let Some(policy) = &connector.reconnect else {
