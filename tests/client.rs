@@ -643,6 +643,66 @@ async fn frames_are_masked_each_with_a_fresh_key() {
     drop(client);
 }
 
+fn python_inflate_9_bits(input: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let script = "import sys, zlib\n\
+                  data = sys.stdin.buffer.read(); d = zlib.decompressobj(-9); out = b''\n\
+                  while data:\n    out += d.decompress(data, 64); data = d.unconsumed_tail\n\
+                  sys.stdout.buffer.write(out)\n";
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let done = child.wait_with_output().unwrap();
+    assert!(
+        done.status.success(),
+        "zlib could not inflate it with a 9-bit window: {}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    done.stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_compresses_with_the_window_the_server_asks_for() {
+    let (listener, url) = Peer::listen().await;
+    let mut rx = listen("window");
+    let connecting = tokio::spawn(Recorder::connect(format!("{url}window")));
+    let mut peer = Peer::accept(&listener, |key| {
+        Peer::upgrade(key).replace(
+            "\r\n\r\n",
+            "\r\nSec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; client_max_window_bits=8\r\n\r\n",
+        )
+    })
+    .await;
+    let client = connecting.await.unwrap().unwrap();
+    assert_eq!(next(&mut rx).await, "open:/raw");
+    assert!(client.session().is_compressed());
+    // Repeats 700 bytes apart: a 15-bit compressor would refer back 700 bytes, which a 9-bit
+    // window (512 bytes) cannot follow; a compressor held to 8 bits never does.
+    let unit: String = (0..700)
+        .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
+        .collect();
+    let text = unit.repeat(6);
+    for _ in 0..2 {
+        client.session().text(text.clone()).await.unwrap();
+        let f = peer.frame().await;
+        assert!(f.rsv1 && f.fin && f.opcode == 1, "compressed: {f:?}");
+        let mut input = f.payload.clone();
+        input.extend_from_slice(&[0, 0, 0xff, 0xff]);
+        // Inflated by Python's zlib (the C library, an independent inflater) with a fresh 9-bit
+        // window per message (the client promised no context takeover), 64 bytes of output at
+        // a time: what lies farther back than its 512 bytes is gone, so a reference to it
+        // fails ("invalid distance too far back").
+        let out = python_inflate_9_bits(&input);
+        assert_eq!(out, text.as_bytes());
+    }
+    drop(client);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_masked_frame_from_the_server_is_answered_with_1002() {
     let (listener, url) = Peer::listen().await;
