@@ -402,11 +402,18 @@ async fn close_while_reconnecting_ends_the_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gives_up_after_max_tries_and_does_not_retry_a_refusal() {
-    // A port nobody listens on.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // A port that accepts and hangs up before answering (a proxy with no server behind it):
+    // each try is one connection, counted here.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = accepts.clone();
+    let acceptor = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(tcp);
+        }
+    });
     let err = within(
         "three failed tries",
         Recorder::connector(format!("ws://127.0.0.1:{port}/x"))
@@ -419,8 +426,17 @@ async fn gives_up_after_max_tries_and_does_not_retry_a_refusal() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, ConnectError::Io(_)), "{err:?}");
+    assert!(
+        matches!(&err, ConnectError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof),
+        "{err:?}"
+    );
     assert!(err.is_transient());
+    assert_eq!(
+        accepts.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "exactly max_tries tries"
+    );
+    acceptor.abort();
 
     // 404 is not retried, whatever the policy.
     let server = echo_server();
@@ -783,6 +799,40 @@ async fn a_server_that_never_closes_tcp_is_left_after_the_close_timeout() {
     // No answer, no TCP close from this side: the client closes on its own.
     peer.expect_eof().await;
     assert_eq!(closing.await.unwrap().code_u16(), 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_reading_is_dropped_after_the_send_timeout() {
+    let (listener, url) = Peer::listen().await;
+    let mut rx = listen("stalled");
+    let connecting = tokio::spawn(
+        Recorder::connector(format!("{url}stalled"))
+            .no_compression()
+            .send_timeout(Duration::from_millis(200))
+            .connect(),
+    );
+    // Upgraded, then never read again (but kept open).
+    let _peer = Peer::accept(&listener, Peer::upgrade).await;
+    let client = connecting.await.unwrap().unwrap();
+    assert_eq!(next(&mut rx).await, "open:/raw");
+    let session = client.session();
+    let sender = tokio::spawn(async move {
+        let chunk = Bytes::from(vec![0u8; 1 << 20]);
+        // Until the socket's buffers and the queue are full and a send times out.
+        for _ in 0..1024 {
+            if session.binary(chunk.clone()).await.is_err() {
+                return true;
+            }
+        }
+        false
+    });
+    assert!(
+        within("a send to fail", sender).await.unwrap(),
+        "a send failed"
+    );
+    assert!(next(&mut rx).await.starts_with("close:1006:"));
+    // The writer, stuck in a write the peer never reads, gives up too: the client ends.
+    assert_eq!(within("closed", client.closed()).await.code_u16(), 1006);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

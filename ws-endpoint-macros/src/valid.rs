@@ -103,8 +103,6 @@ pub fn endpoint(ep: &Endpoint) -> Errors {
     errors
 }
 
-/// One `on_message` handler per message kind (for the kinds the macro knows by name; the
-/// others are checked at compile time by the expansion).
 /// What a client endpoint cannot have: there is no path template and no HTTP request to hook
 /// into or extract from.
 fn client(ep: &Endpoint, errors: &mut Errors) {
@@ -131,6 +129,8 @@ fn client(ep: &Endpoint, errors: &mut Errors) {
     }
 }
 
+/// One `on_message` handler per message kind (for the kinds the macro knows by name; the
+/// others are checked at compile time by the expansion).
 fn message_kinds(ep: &Endpoint, errors: &mut Errors) {
     let messages = &ep.messages;
     for (i, h) in messages.iter().enumerate() {

@@ -146,6 +146,9 @@ fn is_handshake_header(name: &HeaderName) -> bool {
         header::SEC_WEBSOCKET_PROTOCOL,
         header::SEC_WEBSOCKET_EXTENSIONS,
         header::ORIGIN,
+        // A body would swallow the first frames.
+        header::CONTENT_LENGTH,
+        header::TRANSFER_ENCODING,
     ]
     .contains(name)
 }
@@ -192,9 +195,11 @@ pub(crate) async fn handshake(
     let mut buf = BytesMut::with_capacity(4096);
     let (status, headers, head_len) = loop {
         if io.read_buf(&mut buf).await? == 0 {
-            return Err(ConnectError::Handshake(
-                "the server closed the connection before answering the upgrade".into(),
-            ));
+            // A proxy or load balancer without a server behind it: worth another try.
+            return Err(ConnectError::Io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the server closed the connection before answering the upgrade",
+            )));
         }
         let mut slots = [httparse::EMPTY_HEADER; 64];
         let mut res = httparse::Response::new(&mut slots);

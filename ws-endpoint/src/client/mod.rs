@@ -196,9 +196,10 @@ type ReconnectIf = Arc<dyn Fn(&CloseReason) -> bool + Send + Sync>;
 /// A connection that ends is followed by a new one unless its close code was 1000 (the
 /// server or the client ended it on purpose) or [`Client::close`] was called; a failed
 /// attempt is retried when [`ConnectError::is_transient`]. [`Reconnect::when`] replaces the
-/// first rule. The delay before try *n* (counted from the last connection that opened) is
-/// `min(max_delay, initial_delay × 2ⁿ⁻¹)`, less a random part of up to `jitter` of it (so that
-/// many clients dropped at once do not come back at once).
+/// first rule. The delay before try *n* (counted from the last connection that stayed open
+/// [`stable_after`](Reconnect::stable_after)) is `min(max_delay, initial_delay × 2ⁿ⁻¹)`, less a
+/// random part of up to `jitter` of it (so that many clients dropped at once do not come back
+/// at once). `max_tries(0)` never reconnects.
 ///
 /// ```
 /// use std::time::Duration;
@@ -217,17 +218,20 @@ pub struct Reconnect {
     max: Duration,
     jitter: f64,
     max_tries: Option<u32>,
+    stable: Duration,
     when: Option<ReconnectIf>,
 }
 
 impl Default for Reconnect {
-    /// 500 ms, doubling up to 30 s, jitter 0.5, tries without end.
+    /// 500 ms, doubling up to 30 s, jitter 0.5, tries without end; a connection counts as
+    /// having worked once it stayed open 10 s.
     fn default() -> Self {
         Reconnect {
             initial: Duration::from_millis(500),
             max: Duration::from_secs(30),
             jitter: 0.5,
             max_tries: None,
+            stable: Duration::from_secs(10),
             when: None,
         }
     }
@@ -240,6 +244,7 @@ impl std::fmt::Debug for Reconnect {
             .field("max_delay", &self.max)
             .field("jitter", &self.jitter)
             .field("max_tries", &self.max_tries)
+            .field("stable_after", &self.stable)
             .field("when", &self.when.as_ref().map(|_| "custom"))
             .finish()
     }
@@ -269,6 +274,14 @@ impl Reconnect {
     /// [`Client::closed`] returns); unset, it never gives up.
     pub fn max_tries(mut self, tries: u32) -> Self {
         self.max_tries = Some(tries);
+        self
+    }
+
+    /// How long a connection must stay open to count as having worked (10 s by default): one
+    /// that ends sooner (a server that accepts and closes at once) counts as a failed try, so
+    /// the backoff goes on growing and [`max_tries`](Self::max_tries) applies.
+    pub fn stable_after(mut self, open_for: Duration) -> Self {
+        self.stable = open_for;
         self
     }
 
@@ -394,8 +407,9 @@ impl<E: Endpoint> Connector<E> {
                 self.headers.append(n, v);
             }
             _ => {
+                // The name only: a value may be a secret (an Authorization header).
                 self.header_error
-                    .get_or_insert_with(|| format!("invalid header {name:?}: {value:?}"));
+                    .get_or_insert_with(|| format!("invalid header {name:?} (or its value)"));
             }
         }
         self
@@ -658,7 +672,15 @@ impl Client {
     /// Ends the client: no more reconnects, and the open connection (if any) is closed with
     /// `reason` (the close handshake, then the TCP close). Returns once the client has ended
     /// (`on_close` has run), with the reason the connection ended with.
+    ///
+    /// A code that may not be sent on the wire (1005, 1006, 1015, …: see
+    /// [`Session::close`]) is sent as 1000 with the same phrase.
     pub async fn close(&self, reason: CloseReason) -> CloseReason {
+        let reason = if crate::wire::close::is_allowed(reason.code_u16()) {
+            reason
+        } else {
+            CloseReason::new(CloseCode::Normal, reason.reason)
+        };
         *self
             .shared
             .stop_reason
@@ -695,17 +717,23 @@ async fn supervise<E: Endpoint>(
                 shared.finish(last.unwrap_or_default());
                 return;
             }
+            _ = gone(&mut first) => return, // `connect()` was cancelled: nobody waits
         };
         let ended = match attempt {
             Ok(conn) => {
-                failures = 0;
+                let opened_at = std::time::Instant::now();
                 let reason =
                     run_connection::<E>(conn, &connector, &config, &shared, &mut first).await;
+                // A connection that did not stay open counts as a failed try.
+                match &connector.reconnect {
+                    Some(p) if opened_at.elapsed() < p.stable => failures += 1,
+                    _ => failures = 0,
+                }
                 let again = !shared.stop.load(Ordering::Acquire)
                     && connector
                         .reconnect
                         .as_ref()
-                        .is_some_and(|p| p.after_close(&reason));
+                        .is_some_and(|p| p.after_close(&reason) && p.allows(failures));
                 if !again {
                     shared.finish(reason);
                     return;
@@ -745,6 +773,7 @@ async fn supervise<E: Endpoint>(
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shared.stopped.notified() => {}
+            _ = gone(&mut first) => return,
         }
         if shared.stop.load(Ordering::Acquire) {
             match first.take() {
@@ -755,6 +784,15 @@ async fn supervise<E: Endpoint>(
             }
             return;
         }
+    }
+}
+
+/// Ready when the caller of `connect()` stopped waiting for the first connection (the future
+/// was dropped); pending forever once there is a `Client`.
+async fn gone(first: &mut Option<oneshot::Sender<Result<(), ConnectError>>>) {
+    match first {
+        Some(tx) => tx.closed().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -786,7 +824,12 @@ async fn connect_once<E: Endpoint>(
     };
     let handshake = async {
         let mut io = secure(connector, target, tcp).await?;
-        let accepted = handshake::handshake(&mut io, target, &offer).await?;
+        let accepted = match handshake::handshake(&mut io, target, &offer).await {
+            // A TLS 1.3 server refuses a client certificate after the handshake: its alert
+            // arrives with the response.
+            Err(ConnectError::Io(e)) if target.secure => return Err(tls_or_io(e)),
+            other => other?,
+        };
         Ok::<_, ConnectError>((io, accepted))
     };
     let (io, accepted) = timeout(connector.handshake_timeout, handshake)
@@ -815,7 +858,7 @@ async fn secure<E>(
     let tls = tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
-        .map_err(ConnectError::Tls)?;
+        .map_err(tls_or_io)?;
     Ok(Box::new(tls))
 }
 
@@ -829,6 +872,16 @@ async fn secure<E>(
         return Err(ConnectError::TlsUnavailable);
     }
     Ok(Box::new(tcp))
+}
+
+/// rustls reports its own errors (certificates, alerts) as `InvalidData`; anything else is the
+/// connection's.
+fn tls_or_io(e: std::io::Error) -> ConnectError {
+    if e.kind() == std::io::ErrorKind::InvalidData {
+        ConnectError::Tls(e)
+    } else {
+        ConnectError::Io(e)
+    }
 }
 
 /// Mozilla's roots, ring, ALPN `http/1.1`: made once.
@@ -981,7 +1034,13 @@ async fn run_connection<E: Endpoint>(
             let _ = session.inner.begin_close(reason, Some(frame));
         }
         if let Some(tx) = first.take() {
-            let _ = tx.send(Ok(()));
+            if tx.send(Ok(())).is_err() {
+                // `connect()` was cancelled while on_open ran: nobody holds a Client.
+                shared.stop.store(true, Ordering::Release);
+                let reason = CloseReason::new(CloseCode::Away, "connect cancelled");
+                let frame = crate::session::close_payload(&reason);
+                let _ = session.inner.begin_close(reason, Some(frame));
+            }
         }
     };
     let span = tracing::info_span!("ws_client", url = %connector.url, session = %session.id());
@@ -1028,7 +1087,25 @@ async fn write_body(body: Body, write: &mut tokio::io::WriteHalf<Io>, session: &
                     write.write_all(&bytes).await?;
                     write.flush().await
                 };
-                if let Err(e) = written.await {
+                // A server that stopped reading stalls the write; the session's send timeout,
+                // heartbeat or close timeout then aborts it, and the connection is dropped.
+                let aborted = async {
+                    let out = &session.inner.out;
+                    loop {
+                        let ended = out.ended_notified();
+                        let mut ended = std::pin::pin!(ended);
+                        ended.as_mut().enable();
+                        if out.is_aborted() {
+                            return;
+                        }
+                        ended.await;
+                    }
+                };
+                let result = tokio::select! {
+                    result = written => result,
+                    () = aborted => return false,
+                };
+                if let Err(e) = result {
                     session
                         .inner
                         .abort(CloseReason::abnormal(format!("write failed: {e}")));
