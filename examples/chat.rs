@@ -50,8 +50,13 @@
 //! cargo run --features redis --example chat -- 127.0.0.1:8081 --redis redis://127.0.0.1/
 //! ```
 //!
-//! A message sent on either server reaches the room's members on both; the welcome's `members`
-//! list, and the uniqueness of nicknames, are those of the server the newcomer is connected to.
+//! A message sent on either server reaches the room's members on both. The welcome's `members`
+//! list spans the servers (the cluster's presence: each session's nickname is its user key),
+//! nicknames are unique per room across servers (checked against that presence when a member
+//! joins or renames: two members taking the same name on two servers within the same few
+//! milliseconds could both get it), and when a server dies (SIGKILL), its members leave the
+//! other servers' lists within the presence TTL (12 s): exactly one surviving server sends
+//! their `leave`.
 
 use std::{collections::HashSet, sync::Mutex};
 
@@ -83,12 +88,30 @@ fn nicks_in(room: &str) -> HashSet<String> {
         .collect()
 }
 
-/// Joins `room` as `wanted`, or as the first free `wanted-2`, `wanted-3`, …: claims the name,
-/// joins, queues the welcome and tells the room, all under the lock, so that no join, leave or
-/// rename can fall between the welcome's member list and the events after it.
-fn join_as(session: &Session, room: &str, wanted: &str) -> String {
+/// The nicknames the room's members on the *other* chat servers hold (their user keys in the
+/// cluster's presence); none without Redis, or when it cannot be asked.
+async fn remote_nicks(room: &str) -> HashSet<String> {
+    let here = ws_endpoint::node_id();
+    match Chat::hub().cluster_room_members(room).await {
+        Ok(members) => members
+            .into_iter()
+            .filter(|m| m.id.node != here)
+            .filter_map(|m| m.user)
+            .collect(),
+        Err(err) => {
+            tracing::warn!(%err, "other servers' members unknown");
+            HashSet::new()
+        }
+    }
+}
+
+/// Joins `room` as `wanted`, or as the first free `wanted-2`, `wanted-3`, …, under the lock:
+/// claims the name (no other join or rename here can take it) and joins. `remote`: the names
+/// held on the other servers (asked just before). [`welcome`] follows.
+fn join_as(session: &Session, room: &str, wanted: &str, remote: &HashSet<String>) -> String {
     let _claim = NICKS.lock().unwrap_or_else(|e| e.into_inner());
-    let taken = nicks_in(room);
+    let mut taken = nicks_in(room);
+    taken.extend(remote.iter().cloned());
     let mut nick = wanted.to_owned();
     let mut n = 2;
     while taken.contains(&nick) {
@@ -101,33 +124,46 @@ fn join_as(session: &Session, room: &str, wanted: &str) -> String {
         n += 1;
     }
     session.set_property(Nick(nick.clone()));
+    // The user key: what the other servers see of this session (presence, `to_user`).
+    session.set_user(nick.clone());
     session.join(room);
-    // The queue is empty at this point, so the welcome always fits (one larger than the
-    // budget is taken when the queue is empty).
+    nick
+}
+
+/// Queues the newcomer's welcome and tells the room, under the lock, so that no join, leave
+/// or rename here can fall between the welcome's member list and the events after it.
+fn welcome(session: &Session, room: &str, nick: &str, remote: &HashSet<String>) {
+    let _claim = NICKS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut all = nicks_in(room);
+    all.extend(remote.iter().cloned());
+    let mut all: Vec<String> = all.into_iter().collect();
+    all.sort();
+    // Nothing else was sent to the session yet but room events, which are small: the welcome
+    // fits (one larger than the budget is taken when the queue is empty).
     let _ = session.try_send(Json(Event::Welcome {
         room: room.to_owned(),
-        nick: nick.clone(),
-        members: members(room),
+        nick: nick.to_owned(),
+        members: all,
     }));
     to_room(
         room,
         Some(session),
         Event::Join {
             room: room.to_owned(),
-            nick: nick.clone(),
+            nick: nick.to_owned(),
         },
     );
-    nick
 }
 
 /// Renames `session` from `old` to `new` in `room` if no one there holds it, and tells the
 /// room, under the lock.
-fn rename(session: &Session, room: &str, old: &str, new: &str) -> bool {
+fn rename(session: &Session, room: &str, old: &str, new: &str, remote: &HashSet<String>) -> bool {
     let _claim = NICKS.lock().unwrap_or_else(|e| e.into_inner());
-    if nicks_in(room).contains(new) {
+    if nicks_in(room).contains(new) || remote.contains(new) {
         return false;
     }
     session.set_property(Nick(new.to_owned()));
+    session.set_user(new.to_owned());
     to_room(
         room,
         None,
@@ -152,13 +188,6 @@ fn leave(session: &Session, room: &str, nick: &str) {
             nick: nick.to_owned(),
         },
     );
-}
-
-/// The sorted nicknames of `room`'s members (on this server).
-fn members(room: &str) -> Vec<String> {
-    let mut nicks: Vec<String> = nicks_in(room).into_iter().collect();
-    nicks.sort();
-    nicks
 }
 
 /// Sends `event` to `room`, or to all its members but `except`. Never waits: a member whose
@@ -308,14 +337,22 @@ impl Chat {
             .as_deref()
             .and_then(clean_nick)
             .unwrap_or_else(|| format!("guest-{}", session.id()));
-        // Unique in the room: a second `ada` becomes `ada-2`.
-        let nick = join_as(session, &room, &wanted);
+        // Unique in the room, on every server: a second `ada` becomes `ada-2`.
+        let remote = remote_nicks(&room).await;
+        let nick = join_as(session, &room, &wanted, &remote);
+        // With Redis: written to the cluster's presence before the welcome and the join go
+        // out, so that whoever joins after them, on any server, is told about this member.
+        #[cfg(feature = "redis")]
+        if let Err(err) = ws_endpoint::cluster::flush_presence().await {
+            tracing::warn!(%err, "presence not shared yet");
+        }
+        welcome(session, &room, &nick, &remote);
         tracing::info!(session = %session.id(), %room, %nick, "join");
         Chat { room, nick }
     }
 
     #[on_message]
-    fn text(&mut self, session: &Session, Json(msg): Json<Incoming>) -> Option<Json<Event>> {
+    async fn text(&mut self, session: &Session, Json(msg): Json<Incoming>) -> Option<Json<Event>> {
         if let Some(arg) = msg.text.strip_prefix("/nick") {
             if !arg.is_empty() && !arg.starts_with(char::is_whitespace) {
                 return Event::error(format!("unknown command: {}", msg.text));
@@ -326,7 +363,8 @@ impl Chat {
             if nick == self.nick {
                 return None;
             }
-            if !rename(session, &self.room, &self.nick, &nick) {
+            let remote = remote_nicks(&self.room).await;
+            if !rename(session, &self.room, &self.nick, &nick, &remote) {
                 return Event::error(format!("the nickname {nick} is taken in this room"));
             }
             let old = std::mem::replace(&mut self.nick, nick.clone());
@@ -403,6 +441,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(Chat::endpoint());
 }
 
+/// With Redis: when another chat server dies, the one server that finds its sessions tells
+/// their rooms that they left (the `leave` reaches every server's members through Redis).
+#[cfg(feature = "redis")]
+pub fn on_lost_members() {
+    ws_endpoint::cluster::on_member_lost(|lost| {
+        if lost.endpoint != std::any::type_name::<Chat>() {
+            return;
+        }
+        let Some(nick) = lost.member.user else { return };
+        for room in lost.member.rooms {
+            to_room(
+                &room,
+                None,
+                Event::Leave {
+                    room: room.clone(),
+                    nick: nick.clone(),
+                },
+            );
+        }
+    });
+}
+
 /// `--redis URL` (or `CHAT_REDIS`): the Redis server through which several chat servers share
 /// their rooms.
 fn redis_url() -> Option<String> {
@@ -430,6 +490,7 @@ pub async fn main() -> std::io::Result<()> {
     if let Some(url) = redis_url() {
         #[cfg(feature = "redis")]
         {
+            on_lost_members();
             ws_endpoint::cluster::connect_redis(&url)
                 .await
                 .map_err(std::io::Error::other)?;

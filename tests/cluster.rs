@@ -57,11 +57,15 @@ fn start_redis(port: u16) -> Proc {
     Proc(child)
 }
 
+/// The presence TTL the nodes run with here: a killed node's sessions vanish within it.
+const TTL_MS: u64 = 1500;
+
 /// Starts a `cluster-node` process; returns it and its address.
 fn start_node(redis_port: u16) -> (Proc, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cluster-node"))
         .arg(format!("redis://127.0.0.1:{redis_port}/"))
         .env("RUST_LOG", "warn")
+        .env("CLUSTER_TTL_MS", TTL_MS.to_string())
         .stdout(Stdio::piped())
         .spawn()
         .expect("cluster-node");
@@ -190,6 +194,12 @@ async fn two_chat_servers_share_their_rooms() {
         welcome = json(recv_text(&mut bob).await);
     }
     assert_eq!(welcome["kind"], "welcome", "{welcome}");
+    // The member list spans the servers: ada (on A) is listed for bob (on B).
+    assert_eq!(
+        welcome["members"],
+        serde_json::json!(["ada", "bob"]),
+        "{welcome}"
+    );
     let join = json(recv_text(&mut ada).await);
     assert_eq!(
         (join["kind"].as_str(), join["nick"].as_str()),
@@ -216,4 +226,134 @@ async fn two_chat_servers_share_their_rooms() {
         (leave["kind"].as_str(), leave["nick"].as_str()),
         (Some("leave"), Some("bob"))
     );
+}
+
+/// The next chat event, skipping a late `join` of `skip` (pub/sub gives no order across
+/// servers: a join published just before someone else joined may reach them after).
+async fn event_skipping_join(ws: &mut Ws, skip: &[&str]) -> Value {
+    loop {
+        let e: Value = serde_json::from_str(&recv_text(ws).await).unwrap();
+        if e["kind"] == "join" && skip.iter().any(|n| e["nick"] == *n) {
+            continue;
+        }
+        return e;
+    }
+}
+
+#[tokio::test]
+async fn presence_spans_servers_and_a_killed_servers_members_leave_once() {
+    let redis_port = free_port();
+    let _redis = start_redis(redis_port);
+    let (_node_a, a) = start_node(redis_port);
+    let (_node_b, b) = start_node(redis_port);
+    let (node_c, c) = start_node(redis_port);
+
+    let json = |text: String| -> Value { serde_json::from_str(&text).unwrap() };
+    let mut ada = connect(&format!("ws://{a}/chat/lobby?nick=ada")).await;
+    assert_eq!(
+        json(recv_text(&mut ada).await)["members"],
+        serde_json::json!(["ada"])
+    );
+    let mut bob = connect(&format!("ws://{b}/chat/lobby?nick=bob")).await;
+    let welcome = event_skipping_join(&mut bob, &["ada"]).await;
+    assert_eq!(
+        welcome["members"],
+        serde_json::json!(["ada", "bob"]),
+        "{welcome}"
+    );
+    // A second ada, on another server, is given another name.
+    let mut ada2 = connect(&format!("ws://{c}/chat/lobby?nick=ada")).await;
+    let welcome = event_skipping_join(&mut ada2, &["ada", "bob"]).await;
+    assert_eq!(welcome["nick"], "ada-2", "{welcome}");
+    assert_eq!(
+        welcome["members"],
+        serde_json::json!(["ada", "ada-2", "bob"])
+    );
+    for ws in [&mut ada, &mut bob] {
+        let join = event_skipping_join(ws, &["ada", "bob"]).await;
+        assert_eq!(
+            (join["kind"].as_str(), join["nick"].as_str()),
+            (Some("join"), Some("ada-2"))
+        );
+    }
+
+    // Server C dies (SIGKILL): no close frames, no leave from it. Within the TTL its session
+    // vanishes from the presence, and exactly one survivor tells the room.
+    drop(node_c);
+    for ws in [&mut ada, &mut bob] {
+        let leave = tokio::time::timeout(
+            Duration::from_millis(4 * TTL_MS + 5000),
+            event_skipping_join(ws, &[]),
+        )
+        .await
+        .expect("a leave within the TTL");
+        assert_eq!(
+            (leave["kind"].as_str(), leave["nick"].as_str()),
+            (Some("leave"), Some("ada-2")),
+            "{leave}"
+        );
+    }
+    // Gone from the presence: a newcomer's list no longer has it.
+    let mut dan = connect(&format!("ws://{a}/chat/lobby?nick=dan")).await;
+    let welcome = json(recv_text(&mut dan).await);
+    assert_eq!(
+        welcome["members"],
+        serde_json::json!(["ada", "bob", "dan"]),
+        "{welcome}"
+    );
+    for ws in [&mut ada, &mut bob] {
+        let join = event_skipping_join(ws, &[]).await;
+        assert_eq!(join["nick"], "dan", "{join}");
+    }
+    // Exactly once: the next event after the leave is this message, not a second leave.
+    send_text(&mut bob, r#"{"text": "still here"}"#).await;
+    for ws in [&mut ada, &mut bob, &mut dan] {
+        let next = json(recv_text(ws).await);
+        assert_eq!(
+            (next["kind"].as_str(), next["text"].as_str()),
+            (Some("message"), Some("still here")),
+            "{next}"
+        );
+    }
+    drop(ada2);
+}
+
+#[tokio::test]
+async fn to_user_and_to_session_reach_sessions_on_other_servers() {
+    let redis_port = free_port();
+    let _redis = start_redis(redis_port);
+    let (_node_a, a) = start_node(redis_port);
+    let (_node_b, b) = start_node(redis_port);
+
+    // grace has a session on each server; lin one on B.
+    let mut grace_a = connect(&format!("ws://{a}/node/x")).await;
+    let mut grace_b = connect(&format!("ws://{b}/node/y")).await;
+    let mut lin_b = connect(&format!("ws://{b}/node/z")).await;
+    for (ws, user) in [
+        (&mut grace_a, "grace"),
+        (&mut grace_b, "grace"),
+        (&mut lin_b, "lin"),
+    ] {
+        send_text(ws, &format!("user:{user}")).await;
+        assert_eq!(recv_text(ws).await, "user:true");
+    }
+    send_text(&mut lin_b, "count").await;
+    assert_eq!(recv_text(&mut lin_b).await, "count:3");
+
+    // From B, to the user grace: both her sessions, on A and on B.
+    send_text(&mut lin_b, "to_user:grace:hello grace").await;
+    assert_eq!(recv_text(&mut grace_a).await, "hello grace");
+    assert_eq!(recv_text(&mut grace_b).await, "hello grace");
+    assert!(silent(&mut lin_b).await);
+
+    // From A, to lin's one session on B, by its cluster id.
+    send_text(&mut lin_b, "id").await;
+    let id = recv_text(&mut lin_b)
+        .await
+        .strip_prefix("id:")
+        .unwrap()
+        .to_owned();
+    send_text(&mut grace_a, &format!("to_session:{id}:just you")).await;
+    assert_eq!(recv_text(&mut lin_b).await, "just you");
+    assert!(silent(&mut grace_b).await);
 }

@@ -74,14 +74,88 @@ fn prepare(msg: impl Sendable) -> Result<OutFrame, SendError> {
 pub(crate) enum Target<'a> {
     All,
     Room(&'a str),
+    /// Every session with this user key.
+    User(&'a str),
+    /// One session.
+    Session(ClusterSessionId),
 }
 
+/// A session's name across server processes: the node (process) it lives on and its
+/// [`SessionId`] there. Its text form is `NODE-ID` (the node in hex): `3f2a…-17`.
+///
+/// ```
+/// use ws_endpoint::ClusterSessionId;
+/// let id: ClusterSessionId = "00000000000000ab-42".parse().unwrap();
+/// assert_eq!((id.node, id.session), (0xab, 42));
+/// assert_eq!(id.to_string(), "00000000000000ab-42");
+/// assert!("42".parse::<ClusterSessionId>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClusterSessionId {
+    /// The process's node id (random, drawn at start).
+    pub node: u64,
+    /// The session's id in that process ([`SessionId::as_u64`]).
+    pub session: u64,
+}
+
+impl fmt::Display for ClusterSessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}-{}", self.node, self.session)
+    }
+}
+
+impl std::str::FromStr for ClusterSessionId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad =
+            || format!("`{s}` is not a cluster session id (NODE-ID, e.g. 00000000000000ab-42)");
+        let (node, session) = s.split_once('-').ok_or_else(bad)?;
+        if node.len() != 16 {
+            return Err(bad());
+        }
+        Ok(ClusterSessionId {
+            node: u64::from_str_radix(node, 16).map_err(|_| bad())?,
+            session: session.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// A session as the cluster's presence knows it ([`Hub::cluster_room_members`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The session, on whichever process it lives.
+    pub id: ClusterSessionId,
+    /// Its user key ([`Session::set_user`]), if it has one.
+    pub user: Option<String>,
+    /// The rooms it is in, sorted.
+    pub rooms: Vec<String>,
+}
+
+/// A cluster query could not be answered (Redis unreachable or refusing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceError(pub String);
+
+impl fmt::Display for PresenceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cluster presence unavailable: {}", self.0)
+    }
+}
+
+impl std::error::Error for PresenceError {}
+
+/// The answer of a cluster query: a boxed future (the backplane is a trait object).
+pub(crate) type MembersFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Member>, String>> + Send>>;
+
 /// A link to the other server processes (the Redis backplane of [`crate::cluster`]): the hub
-/// hands it every broadcast that travels; it never reaches into sessions, and delivers what it
-/// receives through [`deliver_remote`].
+/// hands it every broadcast that travels and asks it who is where; it never reaches into
+/// sessions, and delivers what it receives through [`deliver_remote`].
 pub(crate) trait Backplane: Send + Sync + 'static {
     /// Publishes a broadcast of endpoint `endpoint` (its type name). Never waits.
     fn publish(&self, endpoint: &str, target: Target<'_>, text: bool, payload: &[u8]);
+    /// Every session of endpoint `endpoint` on every live node (in `room`, if given).
+    fn members(&self, endpoint: &'static str, room: Option<String>) -> MembersFuture;
 }
 
 static BACKPLANE: OnceLock<Box<dyn Backplane>> = OnceLock::new();
@@ -240,16 +314,139 @@ impl Hub {
     }
 }
 
+impl Hub {
+    /// The sessions of this endpoint in this process whose user key is `user`.
+    pub fn user_sessions(&self, user: &str) -> Vec<Session> {
+        let t = registry::table();
+        t.users
+            .iter()
+            .filter(|(_, u)| u.as_str() == user)
+            .filter_map(|(id, _)| t.sessions.get(id))
+            .filter(|s| s.inner.endpoint == self.endpoint)
+            .cloned()
+            .collect()
+    }
+
+    /// Sends `msg` to every session of this endpoint whose user key
+    /// ([`Session::set_user`]) is `user`, here and in the other processes.
+    pub fn to_user(&self, user: &str, msg: impl Sendable) -> Result<Delivery, SendError> {
+        let prepared = prepare(msg)?;
+        let delivery = deliver(&self.user_sessions(user), &prepared);
+        self.publish(Target::User(user), &prepared);
+        Ok(delivery)
+    }
+
+    /// Sends `msg` to one session of this endpoint, on whichever process it lives
+    /// ([`Session::cluster_id`]). The [`Delivery`] counts it when the session is here; for
+    /// another process it is handed to the backplane (nothing is counted: that process
+    /// delivers it, if the session is still open).
+    pub fn to_session(
+        &self,
+        id: ClusterSessionId,
+        msg: impl Sendable,
+    ) -> Result<Delivery, SendError> {
+        let prepared = prepare(msg)?;
+        if id.node == registry::node() {
+            let target: Vec<Session> = registry::table()
+                .sessions
+                .get(&SessionId(id.session))
+                .filter(|s| s.inner.endpoint == self.endpoint)
+                .cloned()
+                .into_iter()
+                .collect();
+            return Ok(deliver(&target, &prepared));
+        }
+        self.publish(Target::Session(id), &prepared);
+        Ok(Delivery::default())
+    }
+
+    /// Every session of this endpoint on every server process (from the cluster's presence,
+    /// [`crate::cluster`]); without a backplane, this process's. Eventually consistent: a
+    /// process's changes are written within moments (see
+    /// [`flush_presence`](crate::cluster::flush_presence)), a dead process's sessions vanish
+    /// when its presence expires.
+    pub async fn cluster_members(&self) -> Result<Vec<Member>, PresenceError> {
+        self.members(None).await
+    }
+
+    /// How many sessions of this endpoint are open on every server process (see
+    /// [`cluster_members`](Self::cluster_members)).
+    pub async fn cluster_count(&self) -> Result<usize, PresenceError> {
+        Ok(self.members(None).await?.len())
+    }
+
+    /// The members of `room` on every server process (see
+    /// [`cluster_members`](Self::cluster_members)), ordered by id.
+    pub async fn cluster_room_members(&self, room: &str) -> Result<Vec<Member>, PresenceError> {
+        self.members(Some(room.to_owned())).await
+    }
+
+    async fn members(&self, room: Option<String>) -> Result<Vec<Member>, PresenceError> {
+        let mut members = match BACKPLANE.get() {
+            Some(b) => b.members(self.name, room).await.map_err(PresenceError)?,
+            None => local_members(self.endpoint, room.as_deref()),
+        };
+        members.sort_by_key(|m| m.id);
+        Ok(members)
+    }
+}
+
+/// This process's sessions of `endpoint` as members (in `room`, if given).
+fn local_members(endpoint: TypeId, room: Option<&str>) -> Vec<Member> {
+    let t = registry::table();
+    t.sessions
+        .values()
+        .filter(|s| s.inner.endpoint == endpoint)
+        .filter_map(|s| {
+            let id = s.id();
+            let rooms: Vec<String> = t
+                .memberships
+                .get(&id)
+                .map(|r| r.iter().cloned().collect())
+                .unwrap_or_default();
+            if room.is_some_and(|r| !rooms.iter().any(|x| x == r)) {
+                return None;
+            }
+            Some(Member {
+                id: ClusterSessionId {
+                    node: registry::node(),
+                    session: id.as_u64(),
+                },
+                user: t.users.get(&id).cloned(),
+                rooms,
+            })
+        })
+        .collect()
+}
+
+/// Where a broadcast from another process goes, as it arrived.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) enum RemoteTarget {
+    All,
+    Room(String),
+    User(String),
+    Session(ClusterSessionId),
+}
+
 /// Delivers a broadcast that another process published to this process's sessions.
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-pub(crate) fn deliver_remote(endpoint: &str, room: Option<&str>, text: bool, payload: Bytes) {
+pub(crate) fn deliver_remote(endpoint: &str, target: RemoteTarget, text: bool, payload: Bytes) {
     let Some(&(type_id, name)) = registry::table().names.get(endpoint) else {
         return; // no session of that endpoint has ever opened here
     };
     let hub = Hub::for_type(type_id, name);
-    let targets = match room {
-        None => hub.sessions(),
-        Some(room) => hub.room_members(room),
+    let targets = match target {
+        RemoteTarget::All => hub.sessions(),
+        RemoteTarget::Room(room) => hub.room_members(&room),
+        RemoteTarget::User(user) => hub.user_sessions(&user),
+        RemoteTarget::Session(id) if id.node == registry::node() => registry::table()
+            .sessions
+            .get(&SessionId(id.session))
+            .filter(|s| s.inner.endpoint == type_id)
+            .cloned()
+            .into_iter()
+            .collect(),
+        RemoteTarget::Session(_) => return, // another node's session
     };
     let opcode = if text { OpCode::Text } else { OpCode::Binary };
     deliver(&targets, &OutFrame::new(opcode, payload));
@@ -345,6 +542,8 @@ impl Session {
         }
         members.insert(id);
         t.memberships.entry(id).or_default().insert(room.to_owned());
+        drop(t);
+        registry::presence_changed();
         Ok(true)
     }
 
@@ -356,6 +555,34 @@ impl Session {
     /// The rooms this session is in, sorted.
     pub fn rooms(&self) -> Vec<String> {
         rooms_of(self)
+    }
+
+    /// Sets this session's user key (a user id, a nickname): [`Hub::to_user`] reaches every
+    /// session with it, on every server process, and the cluster's presence lists it
+    /// ([`Member::user`]). Returns false if the session is closed.
+    pub fn set_user(&self, user: impl Into<String>) -> bool {
+        let mut t = registry::table();
+        if !t.sessions.contains_key(&self.id()) {
+            return false;
+        }
+        t.users.insert(self.id(), user.into());
+        drop(t);
+        registry::presence_changed();
+        true
+    }
+
+    /// This session's user key, if set.
+    pub fn user(&self) -> Option<String> {
+        registry::table().users.get(&self.id()).cloned()
+    }
+
+    /// This session's id across server processes: [`Hub::to_session`] reaches it from any
+    /// of them.
+    pub fn cluster_id(&self) -> ClusterSessionId {
+        ClusterSessionId {
+            node: registry::node(),
+            session: self.id().as_u64(),
+        }
     }
 }
 
@@ -391,7 +618,12 @@ fn join(session: &Session, room: &str) -> bool {
         .entry((session.inner.endpoint, room.to_owned()))
         .or_default()
         .insert(id);
-    t.memberships.entry(id).or_default().insert(room.to_owned())
+    let joined = t.memberships.entry(id).or_default().insert(room.to_owned());
+    drop(t);
+    if joined {
+        registry::presence_changed();
+    }
+    joined
 }
 
 fn leave(session: &Session, room: &str) -> bool {
@@ -404,9 +636,15 @@ fn leave(session: &Session, room: &str) -> bool {
             t.rooms.remove(&key);
         }
     }
-    t.memberships
+    let left = t
+        .memberships
         .get_mut(&id)
-        .is_some_and(|rooms| rooms.remove(room))
+        .is_some_and(|rooms| rooms.remove(room));
+    drop(t);
+    if left {
+        registry::presence_changed();
+    }
+    left
 }
 
 fn rooms_of(session: &Session) -> Vec<String> {

@@ -106,11 +106,11 @@ pub use crate::{
     },
     error::{EndpointError, MessageKind, SendError},
     handshake::Handshake,
-    hub::{Delivery, Hub, RoomFull},
+    hub::{ClusterSessionId, Delivery, Hub, Member, PresenceError, RoomFull},
     incoming::{BinaryStream, TextStream},
     message::{HandlerReturn, Json, Message, MessagePayload, Pong, Sendable},
     proxy::set_trusted_proxies,
-    registry::{all_open_sessions, open_session_count, shutdown},
+    registry::{all_open_sessions, node_id, open_session_count, shutdown},
     server::{on_connect, shutdown_on_signal, WsServerExt, CLOSE_LINGER},
     service::EndpointService,
     session::{

@@ -20,6 +20,8 @@ pub(crate) struct Table {
     pub(crate) sessions: HashMap<SessionId, Session>,
     pub(crate) rooms: HashMap<(TypeId, String), BTreeSet<SessionId>>,
     pub(crate) memberships: HashMap<SessionId, BTreeSet<String>>,
+    /// The user key of each session that has one (`Session::set_user`).
+    pub(crate) users: HashMap<SessionId, String>,
     /// Endpoint type names seen here, for broadcasts from other processes.
     pub(crate) names: HashMap<&'static str, (TypeId, &'static str)>,
 }
@@ -36,6 +38,73 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
 
 pub(crate) fn table() -> std::sync::MutexGuard<'static, Table> {
     REGISTRY.table.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// This process's node id: random, drawn once at start; with a session's [`SessionId`] it names
+/// the session across server processes ([`ClusterSessionId`](crate::ClusterSessionId)).
+///
+/// ```
+/// assert_eq!(ws_endpoint::node_id(), ws_endpoint::node_id());
+/// ```
+pub fn node_id() -> u64 {
+    node()
+}
+
+pub(crate) fn node() -> u64 {
+    static NODE: LazyLock<u64> = LazyLock::new(|| rand::random::<u64>() | 1);
+    *NODE
+}
+
+/// Bumped at every change of who is here (a session registered or gone, a room joined or left,
+/// a user key set), for the cluster's presence writer.
+static PRESENCE_EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static PRESENCE_CHANGED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+pub(crate) fn presence_changed() {
+    PRESENCE_EPOCH.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    PRESENCE_CHANGED.notify_one();
+}
+
+/// The presence epoch now.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn presence_epoch() -> u64 {
+    PRESENCE_EPOCH.load(std::sync::atomic::Ordering::Acquire)
+}
+
+/// Resolves at the next presence change (or at once if one happened since the last call).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) async fn presence_change() {
+    PRESENCE_CHANGED.notified().await
+}
+
+/// One session as presence sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) struct Presence {
+    pub(crate) endpoint: &'static str,
+    pub(crate) user: Option<String>,
+    pub(crate) rooms: Vec<String>,
+}
+
+/// Every session of this process (server sessions only: clients are not registered).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn presence_snapshot() -> HashMap<u64, Presence> {
+    let t = table();
+    t.sessions
+        .iter()
+        .map(|(id, s)| {
+            let presence = Presence {
+                endpoint: s.inner.endpoint_name,
+                user: t.users.get(id).cloned(),
+                rooms: t
+                    .memberships
+                    .get(id)
+                    .map(|r| r.iter().cloned().collect())
+                    .unwrap_or_default(),
+            };
+            (id.as_u64(), presence)
+        })
+        .collect()
 }
 
 static SHUTTING_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -68,11 +137,14 @@ fn register(session: &Session) {
     t.names.entry(name).or_insert((endpoint, name));
     t.sessions.insert(session.id(), session.clone());
     REGISTRY.count.send_replace(t.sessions.len());
+    drop(t);
+    presence_changed();
 }
 
 /// Removes a session and its room memberships.
 fn unregister(id: SessionId) {
     let mut t = table();
+    t.users.remove(&id);
     if let Some(session) = t.sessions.remove(&id) {
         let endpoint = session.inner.endpoint;
         for room in t.memberships.remove(&id).unwrap_or_default() {
@@ -86,6 +158,8 @@ fn unregister(id: SessionId) {
         }
     }
     REGISTRY.count.send_replace(t.sessions.len());
+    drop(t);
+    presence_changed();
 }
 
 pub(crate) fn sessions_of(endpoint: TypeId) -> Vec<Session> {

@@ -18,6 +18,17 @@
 //!   so a broadcast made during an outage may arrive late or not at all, never twice.
 //! - `broadcast_filter` stays local (a closure cannot travel); `Hub::sessions`, `count`,
 //!   `room_members` and `Delivery` describe this process only.
+//! - **Presence**: [`Hub::cluster_count`](crate::Hub::cluster_count),
+//!   [`cluster_members`](crate::Hub::cluster_members) and
+//!   [`cluster_room_members`](crate::Hub::cluster_room_members) ask Redis who is connected on
+//!   every process (eventually consistent; [`flush_presence`] waits for this process's changes
+//!   to be written). A process that dies drops out when its presence TTL runs out
+//!   ([`ClusterConfig`]), and exactly one survivor reports its sessions to
+//!   [`on_member_lost`]. How it is kept: the `presence` module's documentation below.
+//! - **Targeted delivery**: [`Hub::to_user`](crate::Hub::to_user) (the user key of
+//!   [`Session::set_user`](crate::Session::set_user)) and
+//!   [`Hub::to_session`](crate::Hub::to_session) (a [`ClusterSessionId`](crate::ClusterSessionId))
+//!   reach sessions on any process, with the guarantees of broadcasts.
 //!
 //! ```no_run
 //! # async fn start() -> Result<(), Box<dyn std::error::Error>> {
@@ -39,6 +50,10 @@ use redis::{aio::ConnectionManagerConfig, PushKind, Value};
 use tokio::sync::mpsc;
 
 use crate::hub::{self, Target};
+
+mod presence;
+
+pub use presence::{flush_presence, on_member_lost, LostMember};
 
 /// The Redis channel all processes publish on and subscribe to.
 pub const CHANNEL: &str = "ws-endpoint:broadcast";
@@ -64,6 +79,10 @@ pub struct ClusterStats {
 struct Backplane {
     node: [u8; 16],
     tx: mpsc::Sender<(std::time::Instant, Vec<u8>)>,
+    /// For presence queries (redis-rs multiplexes: clones share one connection).
+    manager: redis::aio::ConnectionManager,
+    /// The last presence epoch written to Redis.
+    written: tokio::sync::watch::Sender<u64>,
     published: AtomicU64,
     publish_failed: AtomicU64,
     received: AtomicU64,
@@ -78,6 +97,18 @@ impl hub::Backplane for Publisher {
     fn publish(&self, endpoint: &str, target: Target<'_>, text: bool, payload: &[u8]) {
         publish(endpoint, target, text, payload);
     }
+
+    fn members(&self, endpoint: &'static str, room: Option<String>) -> hub::MembersFuture {
+        Box::pin(async move {
+            let Some(b) = BACKPLANE.get() else {
+                return Ok(Vec::new());
+            };
+            let mut manager = b.manager.clone();
+            presence::members(&mut manager, endpoint, room.as_deref())
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
 }
 
 /// The counters of this process's Redis link, or `None` when [`connect_redis`] was not called.
@@ -89,23 +120,36 @@ pub fn stats() -> Option<ClusterStats> {
     })
 }
 
+/// The envelope's origin: this process's node id (the one in [`crate::ClusterSessionId`]) and
+/// 8 more random bytes.
 fn node_id() -> [u8; 16] {
-    use std::hash::{BuildHasher, Hasher};
-    // RandomState is seeded from the OS; mix in time and pid for good measure.
     let mut id = [0u8; 16];
-    for (i, chunk) in id.chunks_mut(8).enumerate() {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default(),
-        );
-        h.write_u32(std::process::id());
-        h.write_usize(i);
-        chunk.copy_from_slice(&h.finish().to_be_bytes());
-    }
+    id[..8].copy_from_slice(&crate::registry::node().to_be_bytes());
+    id[8..].copy_from_slice(&rand::random::<u64>().to_be_bytes());
     id
+}
+
+/// Settings of [`connect_redis_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// How long a process's presence outlives its last heartbeat: the sessions of a process
+    /// that dies (or stalls this long) vanish from the cluster's queries after at most this
+    /// long, and one surviving process reports them lost ([`on_member_lost`]) at most one
+    /// heartbeat later.
+    pub presence_ttl: Duration,
+    /// How often each process renews its presence and looks for dead processes.
+    pub heartbeat: Duration,
+}
+
+impl Default for ClusterConfig {
+    /// A 12 s TTL renewed every 2 s: a dead process's sessions are gone within 12 s and
+    /// reported lost within 14 s.
+    fn default() -> Self {
+        ClusterConfig {
+            presence_ttl: Duration::from_secs(12),
+            heartbeat: Duration::from_secs(2),
+        }
+    }
 }
 
 /// Error of [`connect_redis`].
@@ -141,6 +185,11 @@ impl From<redis::RedisError> for ClusterError {
 ///
 /// RESP3 is used (Redis 6 or newer), as redis-rs needs it for automatic resubscription.
 pub async fn connect_redis(url: &str) -> Result<(), ClusterError> {
+    connect_redis_with(url, ClusterConfig::default()).await
+}
+
+/// [`connect_redis`] with presence settings of your own.
+pub async fn connect_redis_with(url: &str, settings: ClusterConfig) -> Result<(), ClusterError> {
     if BACKPLANE.get().is_some() {
         return Err(ClusterError::AlreadyConnected);
     }
@@ -169,6 +218,8 @@ pub async fn connect_redis(url: &str) -> Result<(), ClusterError> {
     let backplane = Backplane {
         node,
         tx,
+        manager: manager.clone(),
+        written: tokio::sync::watch::channel(0).0,
         published: AtomicU64::new(0),
         publish_failed: AtomicU64::new(0),
         received: AtomicU64::new(0),
@@ -176,6 +227,7 @@ pub async fn connect_redis(url: &str) -> Result<(), ClusterError> {
     if BACKPLANE.set(backplane).is_err() || !hub::set_backplane(Box::new(Publisher)) {
         return Err(ClusterError::AlreadyConnected);
     }
+    tokio::spawn(presence::run(manager.clone(), settings));
     tokio::spawn(publisher(manager, rx));
     tokio::spawn(subscriber(push_rx, node));
     tracing::info!(channel = CHANNEL, "connected to Redis");
@@ -244,7 +296,7 @@ async fn subscriber(mut push_rx: mpsc::UnboundedReceiver<redis::PushInfo>, node:
         if let Some(b) = BACKPLANE.get() {
             b.received.fetch_add(1, Ordering::Relaxed);
         }
-        hub::deliver_remote(&endpoint, target.as_deref(), text, msg);
+        hub::deliver_remote(&endpoint, target, text, msg);
     }
 }
 
@@ -258,9 +310,15 @@ fn encode(
     payload: &[u8],
 ) -> Vec<u8> {
     let kind = u8::from(!text);
+    let session;
     let (target_byte, room) = match target {
         Target::All => (0u8, ""),
         Target::Room(r) => (1, *r),
+        Target::User(u) => (2, *u),
+        Target::Session(id) => {
+            session = id.to_string();
+            (3, session.as_str())
+        }
     };
     let mut out = Vec::with_capacity(24 + endpoint.len() + room.len() + payload.len());
     out.push(1);
@@ -276,9 +334,9 @@ fn encode(
     out
 }
 
-/// Decoded envelope: origin node, endpoint name, room (None: all), message.
+/// Decoded envelope: origin node, endpoint name, target, message.
 /// The message is `(text, payload)`; text is checked to be UTF-8.
-type Decoded = ([u8; 16], String, Option<String>, (bool, Bytes));
+type Decoded = ([u8; 16], String, hub::RemoteTarget, (bool, Bytes));
 
 fn decode(data: &[u8]) -> Option<Decoded> {
     let (&version, rest) = data.split_first()?;
@@ -308,12 +366,14 @@ fn decode(data: &[u8]) -> Option<Decoded> {
         1 => (false, Bytes::copy_from_slice(rest)),
         _ => return None,
     };
-    let room = match target {
-        0 => None,
-        1 => Some(room),
+    let target = match target {
+        0 => hub::RemoteTarget::All,
+        1 => hub::RemoteTarget::Room(room),
+        2 => hub::RemoteTarget::User(room),
+        3 => hub::RemoteTarget::Session(room.parse().ok()?),
         _ => return None,
     };
-    Some((node, endpoint, room, msg))
+    Some((node, endpoint, target, msg))
 }
 
 #[cfg(test)]
@@ -331,14 +391,20 @@ mod tests {
             "héllo".as_bytes(),
         );
         let (n, e, r, m) = decode(&env).unwrap();
-        assert_eq!(
-            (n, e.as_str(), r.as_deref()),
-            (node, "app::Chat", Some("lobby"))
-        );
+        assert_eq!((n, e.as_str()), (node, "app::Chat"));
+        assert!(matches!(r, hub::RemoteTarget::Room(r) if r == "lobby"));
         assert_eq!(m, (true, Bytes::from("héllo")));
         let env = encode(&node, "E", &Target::All, false, b"\0\x01");
         let (_, _, r, m) = decode(&env).unwrap();
-        assert!(r.is_none());
+        assert!(matches!(r, hub::RemoteTarget::All));
+        let env = encode(&node, "E", &Target::User("ada"), true, b"hi");
+        assert!(matches!(decode(&env).unwrap().2, hub::RemoteTarget::User(u) if u == "ada"));
+        let id = crate::ClusterSessionId {
+            node: 0xfeed,
+            session: 9,
+        };
+        let env = encode(&node, "E", &Target::Session(id), true, b"hi");
+        assert!(matches!(decode(&env).unwrap().2, hub::RemoteTarget::Session(i) if i == id));
         assert_eq!(m, (false, Bytes::from_static(b"\0\x01")));
         assert!(decode(&env[..10]).is_none());
         assert!(decode(b"").is_none());
