@@ -208,15 +208,23 @@ async fn write(
     Ok(())
 }
 
-/// Every node in the set whose key is gone is reaped (by whichever process gets there first).
-async fn reap(manager: &mut ConnectionManager, me: u64) -> redis::RedisResult<()> {
+/// The nodes that have presence (alive or not yet reaped).
+async fn nodes(manager: &mut ConnectionManager) -> redis::RedisResult<Vec<u64>> {
     let nodes: Vec<String> = redis::cmd("SMEMBERS")
         .arg(NODES)
         .query_async(manager)
         .await?;
-    let others: Vec<u64> = nodes
+    Ok(nodes
         .iter()
         .filter_map(|n| u64::from_str_radix(n, 16).ok())
+        .collect())
+}
+
+/// Every node in the set whose key is gone is reaped (by whichever process gets there first).
+async fn reap(manager: &mut ConnectionManager, me: u64) -> redis::RedisResult<()> {
+    let others: Vec<u64> = nodes(manager)
+        .await?
+        .into_iter()
         .filter(|n| *n != me)
         .collect();
     if others.is_empty() {
@@ -278,14 +286,7 @@ pub(super) async fn members(
     endpoint: &str,
     room: Option<&str>,
 ) -> redis::RedisResult<Vec<Member>> {
-    let nodes: Vec<String> = redis::cmd("SMEMBERS")
-        .arg(NODES)
-        .query_async(manager)
-        .await?;
-    let nodes: Vec<u64> = nodes
-        .iter()
-        .filter_map(|n| u64::from_str_radix(n, 16).ok())
-        .collect();
+    let nodes = nodes(manager).await?;
     let mut pipe = redis::pipe();
     for n in &nodes {
         pipe.exists(node_key(*n));
