@@ -69,7 +69,7 @@ async fn report<E: Endpoint>(ep: &mut Live<E>, session: &Session, err: EndpointE
 }
 
 /// Starts a server-side close; returns the reason `on_close` will see.
-fn close_with(session: &Session, reason: CloseReason) -> CloseReason {
+pub(crate) fn close_with(session: &Session, reason: CloseReason) -> CloseReason {
     let frame = close_payload(&reason);
     match session.inner.begin_close(reason.clone(), Some(frame)) {
         Ok(()) => reason,

@@ -723,7 +723,8 @@ async fn supervise<E: Endpoint>(
             Ok(conn) => {
                 let opened_at = std::time::Instant::now();
                 let reason =
-                    run_connection::<E>(conn, &connector, &config, &shared, &mut first).await;
+                    run_connection::<E>(conn, &target, &connector, &config, &shared, &mut first)
+                        .await;
                 // A connection that did not stay open counts as a failed try.
                 match &connector.reconnect {
                     Some(p) if opened_at.elapsed() < p.stable => failures += 1,
@@ -799,7 +800,6 @@ async fn gone(first: &mut Option<oneshot::Sender<Result<(), ConnectError>>>) {
 /// One connection, up to the 101 response.
 struct Connected {
     io: Io,
-    target: Target,
     peer: Option<std::net::SocketAddr>,
     accepted: handshake::Accepted,
 }
@@ -835,12 +835,7 @@ async fn connect_once<E: Endpoint>(
     let (io, accepted) = timeout(connector.handshake_timeout, handshake)
         .await
         .map_err(|_| ConnectError::Timeout("handshake"))??;
-    Ok(Connected {
-        io,
-        target: target.clone(),
-        peer,
-        accepted,
-    })
+    Ok(Connected { io, peer, accepted })
 }
 
 #[cfg(feature = "tls")]
@@ -951,17 +946,13 @@ impl connection::Input for SocketInput {
 /// wait for the server's TCP close. Returns the reason `on_close` got.
 async fn run_connection<E: Endpoint>(
     conn: Connected,
+    target: &Target,
     connector: &Connector<E>,
     config: &Arc<EndpointConfig>,
     shared: &Shared,
     first: &mut Option<oneshot::Sender<Result<(), ConnectError>>>,
 ) -> CloseReason {
-    let Connected {
-        io,
-        target,
-        peer,
-        accepted,
-    } = conn;
+    let Connected { io, peer, accepted } = conn;
     let deflate = config.compression.zip(accepted.deflate);
     let info = HandshakeInfo {
         path: target.path.clone(),
@@ -1030,16 +1021,14 @@ async fn run_connection<E: Endpoint>(
                 .unwrap_or_else(|e| e.into_inner())
                 .clone()
                 .unwrap_or_default();
-            let frame = crate::session::close_payload(&reason);
-            let _ = session.inner.begin_close(reason, Some(frame));
+            connection::close_with(&session, reason);
         }
         if let Some(tx) = first.take() {
             if tx.send(Ok(())).is_err() {
                 // `connect()` was cancelled while on_open ran: nobody holds a Client.
                 shared.stop.store(true, Ordering::Release);
                 let reason = CloseReason::new(CloseCode::Away, "connect cancelled");
-                let frame = crate::session::close_payload(&reason);
-                let _ = session.inner.begin_close(reason, Some(frame));
+                connection::close_with(&session, reason);
             }
         }
     };

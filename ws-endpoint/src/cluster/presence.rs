@@ -59,6 +59,20 @@ struct Entry {
     r: Vec<String>,
 }
 
+impl Entry {
+    /// The member this entry describes: field `field` of node `node`'s hash.
+    fn member(self, node: u64, field: &str) -> Option<Member> {
+        Some(Member {
+            id: ClusterSessionId {
+                node,
+                session: field.parse().ok()?,
+            },
+            user: self.u,
+            rooms: self.r,
+        })
+    }
+}
+
 /// A session of a process that died, reported once across the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LostMember {
@@ -251,17 +265,10 @@ async fn reap(manager: &mut ConnectionManager, me: u64) -> redis::RedisResult<()
             .chunks(2)
             .filter_map(|pair| {
                 let [field, value] = pair else { return None };
-                let entry: Entry = serde_json::from_str(value).ok()?;
+                let mut entry: Entry = serde_json::from_str(value).ok()?;
                 Some(LostMember {
-                    endpoint: entry.e,
-                    member: Member {
-                        id: ClusterSessionId {
-                            node,
-                            session: field.parse().ok()?,
-                        },
-                        user: entry.u,
-                        rooms: entry.r,
-                    },
+                    endpoint: std::mem::take(&mut entry.e),
+                    member: entry.member(node, field)?,
                 })
             })
             .collect();
@@ -309,15 +316,9 @@ pub(super) async fn members(
             if entry.e != endpoint || room.is_some_and(|r| !entry.r.iter().any(|x| x == r)) {
                 continue;
             }
-            let Ok(session) = field.parse() else { continue };
-            out.push(Member {
-                id: ClusterSessionId {
-                    node: *node,
-                    session,
-                },
-                user: entry.u,
-                rooms: entry.r,
-            });
+            if let Some(member) = entry.member(*node, &field) {
+                out.push(member);
+            }
         }
     }
     Ok(out)
