@@ -409,8 +409,12 @@ async fn gives_up_after_max_tries_and_does_not_retry_a_refusal() {
     let accepts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = accepts.clone();
     let acceptor = tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
+        while let Ok((mut tcp, _)) = listener.accept().await {
             counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // Read the request first, so that the close is a FIN (closing with unread bytes
+            // would reset the connection instead: an I/O error of another kind, as transient).
+            let mut head = [0u8; 4096];
+            let _ = tcp.read(&mut head).await;
             drop(tcp);
         }
     });
@@ -426,10 +430,8 @@ async fn gives_up_after_max_tries_and_does_not_retry_a_refusal() {
     )
     .await
     .unwrap_err();
-    assert!(
-        matches!(&err, ConnectError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof),
-        "{err:?}"
-    );
+    // The end of the stream before the 101 (or a reset, if the close raced the request).
+    assert!(matches!(&err, ConnectError::Io(_)), "{err:?}");
     assert!(err.is_transient());
     assert_eq!(
         accepts.load(std::sync::atomic::Ordering::SeqCst),
