@@ -196,6 +196,16 @@ impl Hub {
         Hub { endpoint, name }
     }
 
+    /// The endpoint's type.
+    pub(crate) fn endpoint_type(&self) -> TypeId {
+        self.endpoint
+    }
+
+    /// The endpoint type's name: its key across processes.
+    pub(crate) fn endpoint_name(&self) -> &'static str {
+        self.name
+    }
+
     fn publish(&self, target: Target<'_>, frame: &OutFrame) {
         if let Some(b) = BACKPLANE.get() {
             b.publish(
@@ -452,7 +462,7 @@ pub(crate) fn deliver_remote(endpoint: &str, target: RemoteTarget, text: bool, p
     deliver(&targets, &OutFrame::new(opcode, payload));
 }
 
-fn deliver(targets: &[Session], frame: &OutFrame) -> Delivery {
+pub(crate) fn deliver(targets: &[Session], frame: &OutFrame) -> Delivery {
     let mut delivery = Delivery::default();
     // Compressed once per set of permessage-deflate parameters, not once per session.
     let mut shared = Shared::new(frame.clone());

@@ -79,6 +79,7 @@ mod error;
 #[doc(hidden)]
 pub mod handler;
 mod handshake;
+pub mod history;
 pub mod hub;
 mod incoming;
 mod message;

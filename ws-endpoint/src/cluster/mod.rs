@@ -51,6 +51,7 @@ use tokio::sync::mpsc;
 
 use crate::hub::{self, Target};
 
+mod history;
 mod presence;
 
 pub use presence::{flush_presence, on_member_lost, LostMember};
@@ -227,6 +228,10 @@ pub async fn connect_redis_with(url: &str, settings: ClusterConfig) -> Result<()
     if BACKPLANE.set(backplane).is_err() || !hub::set_backplane(Box::new(Publisher)) {
         return Err(ClusterError::AlreadyConnected);
     }
+    crate::history::set_store(Box::new(history::RedisStore {
+        manager: manager.clone(),
+        node,
+    }));
     tokio::spawn(presence::run(manager.clone(), settings));
     tokio::spawn(publisher(manager, rx));
     tokio::spawn(subscriber(push_rx, node));
@@ -239,7 +244,7 @@ fn publish(endpoint: &str, target: Target<'_>, text: bool, payload: &[u8]) {
     let Some(b) = BACKPLANE.get() else {
         return;
     };
-    let envelope = encode(&b.node, endpoint, &target, text, payload);
+    let envelope = encode_target(&b.node, endpoint, &target, text, payload);
     if b.tx
         .try_send((std::time::Instant::now(), envelope))
         .is_err()
@@ -274,44 +279,73 @@ async fn publisher(
 }
 
 async fn subscriber(mut push_rx: mpsc::UnboundedReceiver<redis::PushInfo>, node: [u8; 16]) {
+    let mut delivered = history::Delivered::default();
+    // The connection was lost: recorded messages published meanwhile were missed here.
+    let mut lost = false;
     while let Some(push) = push_rx.recv().await {
         match push.kind {
             PushKind::Message => {}
             PushKind::Disconnection => {
                 tracing::warn!("Redis connection lost; reconnecting and resubscribing");
+                lost = true;
+                continue;
+            }
+            PushKind::Subscribe => {
+                if std::mem::take(&mut lost) {
+                    catch_up(&mut delivered).await;
+                }
                 continue;
             }
             _ => continue,
         }
+        if std::mem::take(&mut lost) {
+            catch_up(&mut delivered).await;
+        }
         let Some(Value::BulkString(payload)) = push.data.get(1) else {
             continue;
         };
-        let Some((from, endpoint, target, (text, msg))) = decode(payload) else {
+        let Some((from, endpoint, incoming)) = decode(payload) else {
             tracing::warn!("ignored a malformed message on {CHANNEL}");
             continue;
         };
-        if from == node {
-            continue; // our own broadcast, already delivered here
+        match incoming {
+            // Recorded messages are delivered from here by every process, the sender's
+            // included, in the stream's order.
+            Incoming::Recorded { room, id, template } => {
+                if delivered.fresh(&endpoint, &room, id) {
+                    crate::history::deliver_recorded(&endpoint, &room, id, &template);
+                }
+            }
+            Incoming::Broadcast(..) if from == node => {} // ours, already delivered here
+            Incoming::Broadcast(target, (text, msg)) => {
+                if let Some(b) = BACKPLANE.get() {
+                    b.received.fetch_add(1, Ordering::Relaxed);
+                }
+                hub::deliver_remote(&endpoint, target, text, msg);
+            }
         }
-        if let Some(b) = BACKPLANE.get() {
-            b.received.fetch_add(1, Ordering::Relaxed);
-        }
-        hub::deliver_remote(&endpoint, target, text, msg);
     }
 }
 
-/// Envelope: version 1, node id (16), kind (0 text, 1 binary), target (0 all, 1 room),
-/// endpoint name (u16 length + bytes), room (u16 length + bytes), payload (rest).
-fn encode(
+async fn catch_up(delivered: &mut history::Delivered) {
+    if let Some(b) = BACKPLANE.get() {
+        delivered.catch_up(&mut b.manager.clone()).await;
+    }
+}
+
+/// Envelope: version 1, node id (16), kind (0 text, 1 binary), target (0 all, 1 room, 2 user,
+/// 3 session, 4 a recorded room message), endpoint name (u16 length + bytes), the target's
+/// name (room, user or session id; u16 length + bytes), payload (rest; for a recorded message
+/// its id, a space and its template, appended by the store's script).
+fn encode_target(
     node: &[u8; 16],
     endpoint: &str,
     target: &Target<'_>,
     text: bool,
     payload: &[u8],
 ) -> Vec<u8> {
-    let kind = u8::from(!text);
     let session;
-    let (target_byte, room) = match target {
+    let (target_byte, name) = match target {
         Target::All => (0u8, ""),
         Target::Room(r) => (1, *r),
         Target::User(u) => (2, *u),
@@ -320,12 +354,26 @@ fn encode(
             (3, session.as_str())
         }
     };
-    let mut out = Vec::with_capacity(24 + endpoint.len() + room.len() + payload.len());
+    encode(node, endpoint, target_byte, name, text, payload)
+}
+
+/// The target byte of a recorded room message (`crate::history`).
+const RECORDED: u8 = 4;
+
+fn encode(
+    node: &[u8; 16],
+    endpoint: &str,
+    target: u8,
+    name: &str,
+    text: bool,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24 + endpoint.len() + name.len() + payload.len());
     out.push(1);
     out.extend_from_slice(node);
-    out.push(kind);
-    out.push(target_byte);
-    for s in [endpoint, room] {
+    out.push(u8::from(!text));
+    out.push(target);
+    for s in [endpoint, name] {
         let len = u16::try_from(s.len()).unwrap_or(u16::MAX);
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(&s.as_bytes()[..len as usize]);
@@ -334,11 +382,20 @@ fn encode(
     out
 }
 
-/// Decoded envelope: origin node, endpoint name, target, message.
-/// The message is `(text, payload)`; text is checked to be UTF-8.
-type Decoded = ([u8; 16], String, hub::RemoteTarget, (bool, Bytes));
+/// What an envelope carries.
+enum Incoming {
+    /// A hub broadcast, `(text, payload)`; text is checked to be UTF-8.
+    Broadcast(hub::RemoteTarget, (bool, Bytes)),
+    /// A recorded room message, with its id.
+    Recorded {
+        room: String,
+        id: crate::history::MessageId,
+        template: crate::history::Template,
+    },
+}
 
-fn decode(data: &[u8]) -> Option<Decoded> {
+/// Decoded envelope: origin node, endpoint name, what it carries.
+fn decode(data: &[u8]) -> Option<([u8; 16], String, Incoming)> {
     let (&version, rest) = data.split_first()?;
     if version != 1 || rest.len() < 18 {
         return None;
@@ -356,58 +413,107 @@ fn decode(data: &[u8]) -> Option<Decoded> {
         strings.push(s);
         rest = &rest[2 + len..];
     }
-    let room = strings.pop()?;
+    let name = strings.pop()?;
     let endpoint = strings.pop()?;
-    let msg = match kind {
-        0 => (
-            true,
-            Bytes::copy_from_slice(std::str::from_utf8(rest).ok()?.as_bytes()),
-        ),
-        1 => (false, Bytes::copy_from_slice(rest)),
+    let text = match kind {
+        0 => true,
+        1 => false,
         _ => return None,
     };
+    if target == RECORDED {
+        let space = rest.iter().position(|&b| b == b' ')?;
+        let id = std::str::from_utf8(&rest[..space]).ok()?.parse().ok()?;
+        let template = crate::history::Template::decode(text, &rest[space + 1..])?;
+        let incoming = Incoming::Recorded {
+            room: name,
+            id,
+            template,
+        };
+        return Some((node, endpoint, incoming));
+    }
+    if text {
+        std::str::from_utf8(rest).ok()?;
+    }
+    let msg = (text, Bytes::copy_from_slice(rest));
     let target = match target {
         0 => hub::RemoteTarget::All,
-        1 => hub::RemoteTarget::Room(room),
-        2 => hub::RemoteTarget::User(room),
-        3 => hub::RemoteTarget::Session(room.parse().ok()?),
+        1 => hub::RemoteTarget::Room(name),
+        2 => hub::RemoteTarget::User(name),
+        3 => hub::RemoteTarget::Session(name.parse().ok()?),
         _ => return None,
     };
-    Some((node, endpoint, target, msg))
+    Some((node, endpoint, Incoming::Broadcast(target, msg)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn broadcast(data: &[u8]) -> Option<([u8; 16], String, hub::RemoteTarget, (bool, Bytes))> {
+        match decode(data)? {
+            (n, e, Incoming::Broadcast(t, m)) => Some((n, e, t, m)),
+            _ => None,
+        }
+    }
+
     #[test]
     fn envelopes_round_trip() {
         let node = [7u8; 16];
-        let env = encode(
+        let env = encode_target(
             &node,
             "app::Chat",
             &Target::Room("lobby"),
             true,
             "héllo".as_bytes(),
         );
-        let (n, e, r, m) = decode(&env).unwrap();
+        let (n, e, r, m) = broadcast(&env).unwrap();
         assert_eq!((n, e.as_str()), (node, "app::Chat"));
         assert!(matches!(r, hub::RemoteTarget::Room(r) if r == "lobby"));
         assert_eq!(m, (true, Bytes::from("héllo")));
-        let env = encode(&node, "E", &Target::All, false, b"\0\x01");
-        let (_, _, r, m) = decode(&env).unwrap();
+        let env = encode_target(&node, "E", &Target::All, false, b"\0\x01");
+        let (_, _, r, m) = broadcast(&env).unwrap();
         assert!(matches!(r, hub::RemoteTarget::All));
-        let env = encode(&node, "E", &Target::User("ada"), true, b"hi");
-        assert!(matches!(decode(&env).unwrap().2, hub::RemoteTarget::User(u) if u == "ada"));
+        assert_eq!(m, (false, Bytes::from_static(b"\0\x01")));
+        let env = encode_target(&node, "E", &Target::User("ada"), true, b"hi");
+        assert!(matches!(broadcast(&env).unwrap().2, hub::RemoteTarget::User(u) if u == "ada"));
         let id = crate::ClusterSessionId {
             node: 0xfeed,
             session: 9,
         };
-        let env = encode(&node, "E", &Target::Session(id), true, b"hi");
-        assert!(matches!(decode(&env).unwrap().2, hub::RemoteTarget::Session(i) if i == id));
-        assert_eq!(m, (false, Bytes::from_static(b"\0\x01")));
+        let env = encode_target(&node, "E", &Target::Session(id), true, b"hi");
+        assert!(matches!(broadcast(&env).unwrap().2, hub::RemoteTarget::Session(i) if i == id));
         assert!(decode(&env[..10]).is_none());
         assert!(decode(b"").is_none());
-        assert!(decode(&encode(&node, "E", &Target::All, true, b"\xff")).is_none());
+        assert!(decode(&encode_target(&node, "E", &Target::All, true, b"\xff")).is_none());
+    }
+
+    #[test]
+    fn recorded_envelopes_carry_the_id_and_the_template() {
+        use crate::history::Template;
+        // what the store's script publishes: the head, the id, a space, the template
+        let template = Template::decode(true, b"\0\0\0\x07{\"id\":\"\0\0\0\x02\"}").unwrap();
+        let mut env = encode(&[1; 16], "E", RECORDED, "lobby", true, b"");
+        env.extend_from_slice(b"1700000000000-3 ");
+        env.extend_from_slice(&template.encode());
+        let Some((
+            _,
+            e,
+            Incoming::Recorded {
+                room,
+                id,
+                template: t,
+            },
+        )) = decode(&env)
+        else {
+            panic!("not a recorded message")
+        };
+        assert_eq!(
+            (e.as_str(), room.as_str(), id.to_string()),
+            ("E", "lobby", "1700000000000-3".to_owned())
+        );
+        assert_eq!(&t.fill(&id).payload[..], br#"{"id":"1700000000000-3"}"#);
+        // a binary template is not checked as text; a malformed one is refused
+        env.truncate(env.len() - 1);
+        assert!(decode(&env).is_none());
     }
 }

@@ -385,6 +385,22 @@ impl Session {
             .and_then(|v| v.downcast_mut::<T>()))
     }
 
+    /// Runs `f` on the property of type `T`, set to its default first if unset (one step under
+    /// the properties' lock).
+    pub(crate) fn with_property_default<T: Default + Send + Sync + 'static, R>(
+        &self,
+        f: impl FnOnce(&mut T) -> R,
+    ) -> R {
+        let mut props = lock(&self.inner.properties);
+        let value = props
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Box::new(T::default()));
+        match value.downcast_mut::<T>() {
+            Some(v) => f(v),
+            None => unreachable!("a property is stored under its own type's id"),
+        }
+    }
+
     /// Offers a frame to the outbound queue without waiting (broadcasts). `len` is the
     /// message's own size (the metrics count it, compressed or not).
     pub(crate) fn offer(&self, frame: OutFrame, len: usize) -> Result<(), Refused> {
@@ -401,7 +417,7 @@ impl Session {
     /// Queues a frame: at once when there is room, otherwise waiting at most `send_timeout`,
     /// after which the peer, which has stopped reading, is considered dead: the connection is
     /// dropped and `on_close` gets 1006.
-    async fn queue(&self, frame: OutFrame, data: bool) -> Result<(), SendError> {
+    pub(crate) async fn queue(&self, frame: OutFrame, data: bool) -> Result<(), SendError> {
         if !self.is_open() {
             return Err(SendError::Closed);
         }

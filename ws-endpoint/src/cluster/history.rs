@@ -1,0 +1,300 @@
+//! Room history in Redis Streams: the store behind [`crate::history`] once
+//! [`connect_redis`](super::connect_redis) was called.
+//!
+//! One stream per room, `ws-endpoint:history:LEN:ENDPOINT:ROOM` (`LEN` is the endpoint name's
+//! length, so that no endpoint and room pair can spell another's key), each entry a message
+//! kind (`k`: `t` text, `b` binary) and its template (`p`: the message cut where its id goes).
+//!
+//! - **Record** (one Lua script, atomic): `XADD … MAXLEN N *` (Redis assigns the id), trim by
+//!   age (`XTRIM MINID`, the id's milliseconds minus the age limit) and let the stream expire
+//!   when the room is quiet that long (`PEXPIRE`), then `PUBLISH` the message with its id on
+//!   [`CHANNEL`](super::CHANNEL). Append and publish are one step, so the channel carries the
+//!   room's messages in the stream's order, and every process delivers them in that order.
+//! - **Read** (one Lua script): trim by age (Redis's clock), check that `since` is in the
+//!   stream, then `XRANGE (since +` (at most N entries); or, when `since` is missing, the
+//!   oldest id.
+//! - **Catch-up**: the subscriber remembers the last recorded id it delivered per room; when
+//!   its connection to Redis was lost and renewed, it reads what the rooms got meanwhile from
+//!   their streams before going on, and skips what it already delivered.
+
+use redis::{aio::ConnectionManager, Script, Value};
+
+use crate::history::{Found, History, MessageId, Store, StoreFuture, Template};
+
+/// Appends a message, trims, publishes. KEYS: stream, channel, trimmed marker (the newest id
+/// trimmed away). ARGV: max messages, age limit in ms (0: none), kind, template, envelope
+/// head. Returns the id.
+const RECORD: &str = r"
+local max = tonumber(ARGV[1])
+local len = redis.call('XLEN', KEYS[1])
+if len >= max then
+  local old = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', len - max + 1)
+  redis.call('SET', KEYS[3], old[#old][1])
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', max, '*', 'k', ARGV[3], 'p', ARGV[4])
+local age = tonumber(ARGV[2])
+if age > 0 then
+  local ms = tonumber(string.match(id, '^(%d+)'))
+  local minid = string.format('%.0f', ms - age) .. '-0'
+  local old = redis.call('XREVRANGE', KEYS[1], '(' .. minid, '-', 'COUNT', 1)
+  if #old > 0 then
+    redis.call('SET', KEYS[3], old[1][1])
+    redis.call('XTRIM', KEYS[1], 'MINID', minid)
+  end
+  redis.call('PEXPIRE', KEYS[1], age)
+  redis.call('PEXPIRE', KEYS[3], age)
+end
+redis.call('PUBLISH', KEYS[2], ARGV[5] .. id .. ' ' .. ARGV[4])
+return id
+";
+
+/// Reads after `since`. KEYS: stream, trimmed marker. ARGV: since, age limit in ms (0: none),
+/// max messages. Returns `{1, entries}` when `since` is in the stream or is the newest id
+/// trimmed from it, else `{0}` or `{0, oldest id}`.
+const READ: &str = r"
+local age = tonumber(ARGV[2])
+if age > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local minid = string.format('%.0f', now - age) .. '-0'
+  local old = redis.call('XREVRANGE', KEYS[1], '(' .. minid, '-', 'COUNT', 1)
+  if #old > 0 then
+    redis.call('SET', KEYS[2], old[1][1], 'PX', age)
+    redis.call('XTRIM', KEYS[1], 'MINID', minid)
+  end
+end
+local from
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  from = '-'
+elseif #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 1 then
+  from = '(' .. ARGV[1]
+else
+  local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+  if #first == 0 then return {0} end
+  return {0, first[1][1]}
+end
+return {1, redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', ARGV[3])}
+";
+
+pub(super) struct RedisStore {
+    pub(super) manager: ConnectionManager,
+    pub(super) node: [u8; 16],
+}
+
+/// The stream of `endpoint`'s `room`, and the key of the newest id trimmed from it.
+fn keys(endpoint: &str, room: &str) -> (Vec<u8>, Vec<u8>) {
+    let key = |kind: &str| {
+        let mut key = format!("ws-endpoint:{kind}:{}:{endpoint}:", endpoint.len()).into_bytes();
+        key.extend_from_slice(room.as_bytes());
+        key
+    };
+    (key("history"), key("history-trimmed"))
+}
+
+/// Runs [`READ`] for `room` after `since`.
+async fn read_room(
+    manager: &mut ConnectionManager,
+    endpoint: &str,
+    room: &str,
+    since: MessageId,
+    history: History,
+) -> Result<Found, String> {
+    static SCRIPT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| Script::new(READ));
+    let (stream, trimmed) = keys(endpoint, room);
+    let reply: Value = SCRIPT
+        .key(stream)
+        .key(trimmed)
+        .arg(since.to_string())
+        .arg(age_ms(history))
+        .arg(history.max_messages())
+        .invoke_async(manager)
+        .await
+        .map_err(|e| e.to_string())?;
+    parse_read(reply).ok_or_else(|| "unexpected reply from Redis".to_owned())
+}
+
+fn age_ms(history: History) -> u64 {
+    history
+        .age_limit()
+        .map(|a| (a.as_millis() as u64).max(1))
+        .unwrap_or(0)
+}
+
+impl Store for RedisStore {
+    fn record(
+        &self,
+        endpoint: &'static str,
+        room: &str,
+        template: Template,
+        history: History,
+    ) -> StoreFuture<MessageId> {
+        let mut manager = self.manager.clone();
+        let head = super::encode(
+            &self.node,
+            endpoint,
+            super::RECORDED,
+            room,
+            template.text,
+            b"",
+        );
+        let (stream, trimmed) = keys(endpoint, room);
+        Box::pin(async move {
+            static SCRIPT: std::sync::LazyLock<Script> =
+                std::sync::LazyLock::new(|| Script::new(RECORD));
+            let id: String = SCRIPT
+                .key(stream)
+                .key(super::CHANNEL)
+                .key(trimmed)
+                .arg(history.max_messages())
+                .arg(age_ms(history))
+                .arg(if template.text { "t" } else { "b" })
+                .arg(template.encode())
+                .arg(head)
+                .invoke_async(&mut manager)
+                .await
+                .map_err(|e| e.to_string())?;
+            id.parse()
+                .map_err(|e: crate::history::BadMessageId| e.to_string())
+        })
+    }
+
+    fn read(
+        &self,
+        endpoint: &'static str,
+        room: &str,
+        since: MessageId,
+        history: History,
+    ) -> StoreFuture<Found> {
+        let mut manager = self.manager.clone();
+        let room = room.to_owned();
+        Box::pin(async move { read_room(&mut manager, endpoint, &room, since, history).await })
+    }
+}
+
+fn string(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn parse_read(reply: Value) -> Option<Found> {
+    let Value::Array(items) = reply else {
+        return None;
+    };
+    match items.first()? {
+        Value::Int(0) => Some(Found::Missing(match items.get(1) {
+            Some(v) => Some(string(v)?.parse().ok()?),
+            None => None,
+        })),
+        Value::Int(1) => Some(Found::After(parse_entries(items.get(1)?)?)),
+        _ => None,
+    }
+}
+
+/// XRANGE's entries: `[[id, [field, value, …]], …]`.
+pub(super) fn parse_entries(v: &Value) -> Option<Vec<(MessageId, Template)>> {
+    let Value::Array(entries) = v else {
+        return None;
+    };
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let Value::Array(pair) = entry else {
+            return None;
+        };
+        let id: MessageId = string(pair.first()?)?.parse().ok()?;
+        let Value::Array(fields) = pair.get(1)? else {
+            return None;
+        };
+        let (mut kind, mut template) = (None, None);
+        for fv in fields.chunks(2) {
+            match (fv.first().and_then(string).as_deref(), fv.get(1)) {
+                (Some("k"), Some(v)) => kind = string(v),
+                (Some("p"), Some(Value::BulkString(p))) => template = Some(p.clone()),
+                _ => {}
+            }
+        }
+        let text = match kind.as_deref()? {
+            "t" => true,
+            "b" => false,
+            _ => return None,
+        };
+        out.push((id, Template::decode(text, &template?)?));
+    }
+    Some(out)
+}
+
+/// What the subscriber has delivered per room, to catch up after a lost connection.
+#[derive(Default)]
+pub(super) struct Delivered {
+    last: std::collections::HashMap<(String, String), MessageId>,
+}
+
+/// Rooms remembered at most; beyond it the oldest-delivered ones are forgotten (a room
+/// forgotten is not caught up after an outage).
+const REMEMBERED: usize = 65_536;
+
+impl Delivered {
+    /// Whether `id` is new for the room (and remembers it).
+    pub(super) fn fresh(&mut self, endpoint: &str, room: &str, id: MessageId) -> bool {
+        let key = (endpoint.to_owned(), room.to_owned());
+        match self.last.get_mut(&key) {
+            Some(last) if *last >= id => false,
+            Some(last) => {
+                *last = id;
+                true
+            }
+            None => {
+                if self.last.len() >= REMEMBERED {
+                    if let Some(oldest) = self
+                        .last
+                        .iter()
+                        .min_by_key(|(_, id)| **id)
+                        .map(|(k, _)| k.clone())
+                    {
+                        self.last.remove(&oldest);
+                    }
+                }
+                self.last.insert(key, id);
+                true
+            }
+        }
+    }
+
+    /// After a lost connection: delivers what each remembered room with members here got in
+    /// the meantime. A room whose stream no longer holds the last id delivered here (Redis
+    /// lost it) has members who may have missed messages: they are closed with 1012, so that
+    /// their clients reconnect and learn that their history is gone.
+    pub(super) async fn catch_up(&mut self, manager: &mut ConnectionManager) {
+        let rooms: Vec<((String, String), MessageId)> =
+            self.last.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        for ((endpoint, room), last) in rooms {
+            let Some(hub) = crate::history::hub_of(&endpoint) else {
+                continue;
+            };
+            if hub.room_members(&room).is_empty() {
+                self.last.remove(&(endpoint, room));
+                continue;
+            }
+            let history = hub.history().unwrap_or_default();
+            match read_room(manager, &endpoint, &room, last, history).await {
+                Ok(Found::After(missed)) => {
+                    for (id, template) in missed {
+                        if self.fresh(&endpoint, &room, id) {
+                            crate::history::deliver_recorded(&endpoint, &room, id, &template);
+                        }
+                    }
+                }
+                Ok(Found::Missing(_)) => {
+                    tracing::warn!(%room, "room history lost in Redis; closing its members here");
+                    crate::history::history_lost(hub, &room);
+                    self.last.remove(&(endpoint, room));
+                }
+                Err(err) => {
+                    tracing::warn!(%room, %err, "could not catch up on a room after an outage")
+                }
+            }
+        }
+    }
+}
