@@ -14,7 +14,9 @@ use std::{
 };
 
 use common::*;
+use futures_util::StreamExt;
 use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
 
 /// A child process killed when dropped.
 struct Proc(Child);
@@ -356,4 +358,191 @@ async fn to_user_and_to_session_reach_sessions_on_other_servers() {
     send_text(&mut grace_a, &format!("to_session:{id}:just you")).await;
     assert_eq!(recv_text(&mut lin_b).await, "just you");
     assert!(silent(&mut grace_b).await);
+}
+
+/// `ID|TEXT` → (ID, TEXT), from the history probe (`tests/support/history_probe.rs`).
+fn recorded(msg: &str) -> (String, String) {
+    let (id, text) = msg
+        .split_once('|')
+        .unwrap_or_else(|| panic!("not a recorded message: {msg}"));
+    (id.to_owned(), text.to_owned())
+}
+
+/// Clients reconnect to either server, with the last id they saw, while a client of the first
+/// keeps recording: each gets every message after its id exactly once, in the stream's order
+/// and with the same ids everywhere, across the seam between the replay and the live messages.
+#[tokio::test]
+async fn recovery_across_servers_has_no_gap_and_no_duplicate_at_the_seam() {
+    let redis_port = free_port();
+    let _redis = start_redis(redis_port);
+    let (_node_a, a) = start_node(redis_port);
+    let (_node_b, b) = start_node(redis_port);
+
+    let mut ada = connect(&format!("ws://{a}/rec/seam")).await;
+    assert_eq!(recv_text(&mut ada).await, "welcome");
+    let mut bob = connect(&format!("ws://{b}/rec/seam")).await;
+    assert_eq!(recv_text(&mut bob).await, "welcome");
+    const N: usize = 300;
+    send_text(&mut ada, &format!("burst:{N}:n")).await;
+    let mut ids = Vec::with_capacity(N);
+    let mut joiners = Vec::new();
+    for i in 0..N {
+        let (id, text) = recorded(&recv_text(&mut ada).await);
+        assert_eq!(text, format!("n{i}"));
+        // bob, live on the other server, gets the same message with the same id
+        assert_eq!(recorded(&recv_text(&mut bob).await), (id.clone(), text));
+        if let Some(server) = match i {
+            20 | 150 => Some(b.clone()),
+            80 => Some(a.clone()),
+            _ => None,
+        } {
+            let url = format!("ws://{server}/rec/seam?since={id}&pause=100");
+            joiners.push((i, tokio::spawn(async move { connect(&url).await })));
+        }
+        ids.push(id);
+    }
+    let mut caught_up = Vec::new();
+    for (from, joiner) in joiners {
+        let mut ws = joiner.await.unwrap();
+        assert_eq!(recv_text(&mut ws).await, "welcome");
+        for (i, id) in ids.iter().enumerate().skip(from + 1) {
+            let got = recorded(&recv_text(&mut ws).await);
+            assert_eq!(got, (id.clone(), format!("n{i}")), "joiner since n{from}");
+        }
+        caught_up.push((from, ws));
+    }
+    send_text(&mut bob, "say:end").await;
+    assert_eq!(recorded(&recv_text(&mut ada).await).1, "end");
+    assert_eq!(recorded(&recv_text(&mut bob).await).1, "end");
+    for (from, mut ws) in caught_up {
+        assert_eq!(recorded(&recv_text(&mut ws).await).1, "end");
+        assert!(silent(&mut ws).await, "joiner since n{from} got more");
+    }
+}
+
+/// The local port of `pid`'s TCP connection to 127.0.0.1:`port` (Linux: the process's socket
+/// inodes in `/proc/PID/fd`, matched in `/proc/PID/net/tcp`).
+fn local_port_to(pid: u32, port: u16) -> Option<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    let tcp = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).ok()?;
+    tcp.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (local, remote, inode) = (f.get(1)?, f.get(2)?, f.get(9)?);
+        let remote_port = u16::from_str_radix(remote.split(':').nth(1)?, 16).ok()?;
+        (remote_port == port && inodes.iter().any(|i| i == inode))
+            .then(|| u16::from_str_radix(local.split(':').nth(1)?, 16).ok())
+            .flatten()
+    })
+}
+
+/// One server's connection to Redis is cut (Redis stays up) while the other records a burst:
+/// the cut server catches up from the stream when it resubscribes, so its client gets every
+/// message once and in order.
+#[tokio::test]
+async fn a_server_whose_subscription_was_cut_catches_up_from_the_stream() {
+    let redis_port = free_port();
+    let _redis = start_redis(redis_port);
+    let (node_a, a) = start_node(redis_port);
+    let (_node_b, b) = start_node(redis_port);
+    let mut ada = connect(&format!("ws://{a}/rec/cut")).await;
+    assert_eq!(recv_text(&mut ada).await, "welcome");
+    let mut bob = connect(&format!("ws://{b}/rec/cut")).await;
+    assert_eq!(recv_text(&mut bob).await, "welcome");
+    send_text(&mut bob, "say:before").await;
+    assert_eq!(recorded(&recv_text(&mut ada).await).1, "before");
+    assert_eq!(recorded(&recv_text(&mut bob).await).1, "before");
+
+    // B records a long burst; A's one connection (its subscription) is cut in the middle.
+    const N: usize = 1000;
+    send_text(&mut bob, &format!("burst:{N}:m")).await;
+    for i in 0..N {
+        assert_eq!(
+            recorded(&recv_text(&mut ada).await).1,
+            format!("m{i}"),
+            "ada, with A's connection cut after m100"
+        );
+        if i == 100 {
+            let port = local_port_to(node_a.0.id(), redis_port).expect("A's connection to Redis");
+            let killed = Command::new("redis-cli")
+                .args(["-p", &redis_port.to_string(), "CLIENT", "KILL", "ADDR"])
+                .arg(format!("127.0.0.1:{port}"))
+                .output()
+                .expect("redis-cli (installed with redis-server)");
+            let out = String::from_utf8_lossy(&killed.stdout);
+            assert!(killed.status.success() && out.trim() == "1", "{killed:?}");
+        }
+    }
+    for i in 0..N {
+        assert_eq!(recorded(&recv_text(&mut bob).await).1, format!("m{i}"));
+    }
+    assert!(silent(&mut ada).await, "ada got something twice");
+}
+
+/// Redis restarts without persistence: the history is gone. Recorded sends fail while it is
+/// down (nobody gets them); once it is back, the servers find that the rooms' streams lost
+/// what they had delivered and close the rooms' members with 1012, and a client that
+/// reconnects with its last id is told that it is not in the history.
+#[tokio::test]
+async fn a_redis_restart_loses_the_history_and_the_clients_are_told() {
+    let redis_port = free_port();
+    let mut redis = start_redis(redis_port);
+    let (_node_a, a) = start_node(redis_port);
+    let (_node_b, b) = start_node(redis_port);
+    let mut ada = connect(&format!("ws://{a}/rec/gone")).await;
+    assert_eq!(recv_text(&mut ada).await, "welcome");
+    let mut bob = connect(&format!("ws://{b}/rec/gone")).await;
+    assert_eq!(recv_text(&mut bob).await, "welcome");
+    send_text(&mut ada, "say:m1").await;
+    let (id, _) = recorded(&recv_text(&mut ada).await);
+    assert_eq!(
+        recorded(&recv_text(&mut bob).await),
+        (id.clone(), "m1".to_owned())
+    );
+
+    drop(redis);
+    send_text(&mut ada, "say:m2").await;
+    let reply = recv_text(&mut ada).await;
+    assert!(
+        reply.starts_with("error:room history unavailable"),
+        "{reply}"
+    );
+    assert!(
+        silent(&mut bob).await,
+        "a message that was not recorded was delivered"
+    );
+
+    redis = start_redis(redis_port);
+    for ws in [&mut ada, &mut bob] {
+        let closed = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
+                    Some(Ok(Message::Text(t))) => panic!("got {t} before the close"),
+                    Some(Ok(_)) => continue,
+                    other => panic!("no close frame: {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("not closed within 30 s of Redis coming back");
+        assert_eq!(closed, 1012);
+    }
+    let mut bob = connect(&format!("ws://{b}/rec/gone?since={id}")).await;
+    assert_eq!(recv_text(&mut bob).await, "welcome");
+    let lost = recv_text(&mut bob).await;
+    assert!(
+        lost.starts_with(&format!("lost:message {id} is not in")),
+        "{lost}"
+    );
+    // and the room records again, from a new history
+    send_text(&mut bob, "say:again").await;
+    assert_eq!(recorded(&recv_text(&mut bob).await).1, "again");
+    drop(redis);
 }

@@ -1,5 +1,6 @@
 //! A server process for the cross-process tests (`tests/cluster.rs`): the chat example's app plus
-//! a probe endpoint at `/node/{room}`, sharing broadcasts and rooms through Redis.
+//! a probe endpoint at `/node/{room}` and the history probes at `/rec/{room}` and `/short/{room}`
+//! (`history_probe.rs`), sharing broadcasts, rooms and room histories through Redis.
 //!
 //! `cluster-node REDIS_URL` prints `listening on ADDR` once it serves (on a free port of
 //! 127.0.0.1).
@@ -7,6 +8,9 @@
 #[path = "../../examples/chat.rs"]
 #[allow(dead_code)]
 mod chat;
+
+#[path = "history_probe.rs"]
+mod history_probe;
 
 use ws_endpoint::prelude::*;
 
@@ -98,6 +102,7 @@ async fn main() -> std::io::Result<()> {
     let server = HttpServer::new(|| {
         App::new()
             .configure(chat::configure)
+            .configure(history_probe::configure)
             .service(Node::endpoint())
     })
     .with_ws_defaults()

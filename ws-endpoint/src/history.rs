@@ -365,8 +365,10 @@ pub enum HistoryError {
         /// The oldest id the room's history holds, if any.
         oldest: Option<MessageId>,
     },
-    /// The history's store (Redis) could not be reached or refused. For a send: nothing was
-    /// sent. For a replay: the session is joined and gets the live messages.
+    /// The history's store (Redis) could not be reached, refused, or did not answer within 2 s.
+    /// For a send: the message was not recorded, so nobody got it (except when Redis took it
+    /// but its answer came too late: then it went out as usual). For a replay: the session is
+    /// joined and gets the live messages.
     Unavailable(String),
     /// The session is already a member of the room (a replay must start with the join).
     AlreadyJoined,
@@ -712,6 +714,12 @@ fn deliver_to(hub: Hub, room: &str, id: MessageId, frame: OutFrame, history: His
     hub::deliver(&live, &frame)
 }
 
+/// Closes `session` with `reason`: its close frame follows what is queued.
+fn close(session: &Session, reason: &CloseReason) {
+    let frame = crate::session::close_payload(reason);
+    let _ = session.inner.begin_close(reason.clone(), Some(frame));
+}
+
 /// The hub of the endpoint named `endpoint`, if a session of it has opened here.
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) fn hub_of(endpoint: &str) -> Option<Hub> {
@@ -725,11 +733,9 @@ pub(crate) fn hub_of(endpoint: &str) -> Option<Hub> {
 /// ([`HistoryError::NotInHistory`]).
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) fn history_lost(hub: Hub, room: &str) {
+    let reason = CloseReason::new(CloseCode::Restart, "room history lost: reconnect");
     for member in hub.room_members(room) {
-        member.inner.abort(CloseReason::new(
-            CloseCode::Restart,
-            "room history lost: reconnect",
-        ));
+        close(&member, &reason);
     }
 }
 
@@ -840,10 +846,11 @@ impl Guard {
                 Some(batch) => batch,
                 None => {
                     self.done = true;
-                    self.session.inner.abort(CloseReason::new(
+                    let reason = CloseReason::new(
                         CloseCode::Policy,
                         "slow consumer: too far behind during a replay",
-                    ));
+                    );
+                    close(&self.session, &reason);
                     return Err(HistoryError::Behind);
                 }
             };

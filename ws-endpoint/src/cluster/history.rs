@@ -101,16 +101,29 @@ async fn read_room(
 ) -> Result<Found, String> {
     static SCRIPT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| Script::new(READ));
     let (stream, trimmed) = keys(endpoint, room);
-    let reply: Value = SCRIPT
+    let mut invocation = SCRIPT.prepare_invoke();
+    let call = invocation
         .key(stream)
         .key(trimmed)
         .arg(since.to_string())
         .arg(age_ms(history))
         .arg(history.max_messages())
-        .invoke_async(manager)
-        .await
-        .map_err(|e| e.to_string())?;
+        .invoke_async::<Value>(manager);
+    let reply = bounded(call).await?;
     parse_read(reply).ok_or_else(|| "unexpected reply from Redis".to_owned())
+}
+
+/// How long a history call may wait for Redis (while it is unreachable, the connection
+/// manager keeps reconnecting and a call would wait for it).
+pub(super) const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn bounded<T>(
+    call: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer from Redis within {CALL_TIMEOUT:?}")),
+    }
 }
 
 fn age_ms(history: History) -> u64 {
@@ -141,7 +154,8 @@ impl Store for RedisStore {
         Box::pin(async move {
             static SCRIPT: std::sync::LazyLock<Script> =
                 std::sync::LazyLock::new(|| Script::new(RECORD));
-            let id: String = SCRIPT
+            let mut invocation = SCRIPT.prepare_invoke();
+            let call = invocation
                 .key(stream)
                 .key(super::CHANNEL)
                 .key(trimmed)
@@ -150,9 +164,8 @@ impl Store for RedisStore {
                 .arg(if template.text { "t" } else { "b" })
                 .arg(template.encode())
                 .arg(head)
-                .invoke_async(&mut manager)
-                .await
-                .map_err(|e| e.to_string())?;
+                .invoke_async::<String>(&mut manager);
+            let id = bounded(call).await?;
             id.parse()
                 .map_err(|e: crate::history::BadMessageId| e.to_string())
         })
