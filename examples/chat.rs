@@ -22,8 +22,15 @@
 //!   join costs the same in a room of 2 or 2,000): `{"kind":"join","room":"lobby","nick":"bob"}`
 //!   and, when someone leaves, `{"kind":"leave","room":"lobby","nick":"bob"}`.
 //! * server → everyone in the room, the sender included:
-//!   `{"kind":"message","room":"lobby","from":"ada","text":"hello"}` and
-//!   `{"kind":"nick","room":"lobby","from":"ada","to":"grace"}`.
+//!   `{"kind":"message","id":"1764669600000-0","room":"lobby","from":"ada","text":"hello"}`
+//!   and `{"kind":"nick","room":"lobby","from":"ada","to":"grace"}`. A message's `id` is its
+//!   place in the room's history.
+//! * reconnecting: a client that connects with `?since=ID` (the last message id it saw) gets
+//!   the welcome, then the room's messages after ID as ordinary message events, each once and
+//!   in order, then the live ones. If ID is no longer in the history (each room keeps its last
+//!   100 messages of the last 10 minutes: `ws_endpoint::history`), it gets
+//!   `{"kind":"gap","room":"lobby","since":"ID"}` instead of the replay. The page reconnects by
+//!   itself after a drop, with `since=`.
 //! * server → the sender alone, when a message is not understood (or `/nick` names a nickname
 //!   taken in the room): `{"kind":"error","error":"…"}`; the session stays open.
 //!
@@ -50,7 +57,9 @@
 //! cargo run --features redis --example chat -- 127.0.0.1:8081 --redis redis://127.0.0.1/
 //! ```
 //!
-//! A message sent on either server reaches the room's members on both. The welcome's `members`
+//! A message sent on either server reaches the room's members on both, and the rooms' history
+//! is kept in Redis Streams, so a client may reconnect with `?since=` to either server. The
+//! welcome's `members`
 //! list spans the servers (the cluster's presence: each session's nickname is its user key),
 //! nicknames are unique per room across servers (checked against that presence when a member
 //! joins or renames: two members taking the same name on two servers within the same few
@@ -62,6 +71,7 @@ use std::{collections::HashSet, sync::Mutex};
 
 use actix_web::HttpResponse;
 use serde::{Deserialize, Serialize};
+use ws_endpoint::history::{History, HistoryError, MessageId, Replay};
 use ws_endpoint::prelude::*;
 
 /// Longest nickname kept, in characters.
@@ -107,8 +117,16 @@ async fn remote_nicks(room: &str) -> HashSet<String> {
 
 /// Joins `room` as `wanted`, or as the first free `wanted-2`, `wanted-3`, …, under the lock:
 /// claims the name (no other join or rename here can take it) and joins. `remote`: the names
-/// held on the other servers (asked just before). [`welcome`] follows.
-fn join_as(session: &Session, room: &str, wanted: &str, remote: &HashSet<String>) -> String {
+/// held on the other servers (asked just before). [`welcome`] follows. With `since` (the last
+/// message id a reconnecting client saw), the join begins a replay of what it missed: the
+/// room's messages are held for the session until the returned replay is awaited.
+fn join_as(
+    session: &Session,
+    room: &str,
+    wanted: &str,
+    remote: &HashSet<String>,
+    since: Option<&MessageId>,
+) -> (String, Option<Replay>) {
     let _claim = NICKS.lock().unwrap_or_else(|e| e.into_inner());
     let mut taken = nicks_in(room);
     taken.extend(remote.iter().cloned());
@@ -126,8 +144,21 @@ fn join_as(session: &Session, room: &str, wanted: &str, remote: &HashSet<String>
     session.set_property(Nick(nick.clone()));
     // The user key: what the other servers see of this session (presence, `to_user`).
     session.set_user(nick.clone());
-    session.join(room);
-    nick
+    let replay = match since {
+        Some(since) => match session.join_since(room, since) {
+            Ok(replay) => Some(replay),
+            Err(err) => {
+                tracing::warn!(%err, "no replay");
+                session.join(room);
+                None
+            }
+        },
+        None => {
+            session.join(room);
+            None
+        }
+    };
+    (nick, replay)
 }
 
 /// Queues the newcomer's welcome and tells the room, under the lock, so that no join, leave
@@ -218,12 +249,17 @@ pub enum Event {
     Join { room: String, nick: String },
     /// `nick` left the room.
     Leave { room: String, nick: String },
-    /// A chat message.
+    /// A chat message, with its id in the room's history (what `?since=` takes).
     Message {
+        id: String,
         room: String,
         from: String,
         text: String,
     },
+    /// To a client that reconnected with `?since=ID`: the messages after `since` are no longer
+    /// in the room's history (it keeps the last 100 of the last 10 minutes), so some may be
+    /// missing from what it shows.
+    Gap { room: String, since: String },
     /// `from` is now called `to`.
     Nick {
         room: String,
@@ -252,6 +288,8 @@ struct Incoming {
 #[derive(Debug, Deserialize)]
 struct Params {
     nick: Option<String>,
+    /// The id of the last message a reconnecting client saw.
+    since: Option<String>,
 }
 
 /// Characters that are invisible or reorder text (zero-width spaces and joiners, bidi
@@ -337,9 +375,19 @@ impl Chat {
             .as_deref()
             .and_then(clean_nick)
             .unwrap_or_else(|| format!("guest-{}", session.id()));
+        let since = match query.since.as_deref().map(str::parse::<MessageId>) {
+            Some(Err(err)) => {
+                let _ = session.try_send(Json(Event::Error {
+                    error: format!("since: {err}"),
+                }));
+                None
+            }
+            Some(Ok(id)) => Some(id),
+            None => None,
+        };
         // Unique in the room, on every server: a second `ada` becomes `ada-2`.
         let remote = remote_nicks(&room).await;
-        let nick = join_as(session, &room, &wanted, &remote);
+        let (nick, replay) = join_as(session, &room, &wanted, &remote, since.as_ref());
         // With Redis: written to the cluster's presence before the welcome and the join go
         // out, so that whoever joins after them, on any server, is told about this member.
         #[cfg(feature = "redis")]
@@ -348,6 +396,21 @@ impl Chat {
         }
         welcome(session, &room, &nick, &remote);
         tracing::info!(session = %session.id(), %room, %nick, "join");
+        // A reconnection: what it missed, then the live messages.
+        if let Some(replay) = replay {
+            match replay.await {
+                Ok(replayed) => tracing::debug!(replayed = replayed.count, "caught up"),
+                Err(HistoryError::NotInHistory { since, .. }) => {
+                    let _ = session
+                        .send(Json(Event::Gap {
+                            room: room.clone(),
+                            since: since.to_string(),
+                        }))
+                        .await;
+                }
+                Err(err) => tracing::warn!(%err, "replay failed"),
+            }
+        }
         Chat { room, nick }
     }
 
@@ -375,13 +438,21 @@ impl Chat {
         if text.is_empty() {
             return Event::error("empty message");
         }
-        let event = Event::Message {
-            room: self.room.clone(),
-            from: self.nick.clone(),
-            text: text.to_owned(),
-        };
-        to_room(&self.room, None, event);
-        None
+        // Recorded in the room's history, under an id that the event carries.
+        let sent = Chat::hub()
+            .to_room_recorded(&self.room, |id| {
+                Json(Event::Message {
+                    id: id.to_string(),
+                    room: self.room.clone(),
+                    from: self.nick.clone(),
+                    text: text.to_owned(),
+                })
+            })
+            .await;
+        match sent {
+            Ok(_) => None,
+            Err(err) => Event::error(format!("message not sent: {err}")),
+        }
     }
 
     #[on_close]
@@ -436,6 +507,8 @@ async fn metrics_page() -> HttpResponse {
 
 /// The chat application: the page at `/`, the endpoint at `/chat/{room}` and `/metrics`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // Each room keeps its last 100 messages of the last 10 minutes, for clients that reconnect.
+    Chat::hub().keep_history(History::default());
     cfg.route("/", web::get().to(index))
         .route("/metrics", web::get().to(metrics_page))
         .service(Chat::endpoint());

@@ -41,6 +41,10 @@ enum Event {
     Error {
         error: String,
     },
+    /// Sent after a reconnection with `?since=` whose id is no longer in the room's history.
+    Gap {
+        since: String,
+    },
 }
 
 /// How an event is printed: one line.
@@ -56,6 +60,7 @@ fn line(event: &Event) -> String {
         Event::Message { from, text } => format!("<{from}> {text}"),
         Event::Nick { from, to } => format!("* {from} is now {to}"),
         Event::Error { error } => format!("! {error}"),
+        Event::Gap { since } => format!("* messages after {since} are no longer available"),
     }
 }
 

@@ -14,9 +14,28 @@ fn start_chat() -> TestServer {
 }
 
 /// The next message, parsed as JSON.
-async fn event(ws: &mut Ws) -> Value {
+async fn raw_event(ws: &mut Ws) -> Value {
     let text = recv_text(ws).await;
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// The next message, parsed as JSON; a message event's `id` (checked to be a message id) is
+/// taken out.
+async fn event(ws: &mut Ws) -> Value {
+    let mut e = raw_event(ws).await;
+    if e["kind"] == "message" {
+        let id = e
+            .as_object_mut()
+            .unwrap()
+            .remove("id")
+            .unwrap_or_else(|| panic!("a message event without an id: {e}"));
+        let id = id.as_str().expect("the id is a string");
+        assert!(
+            id.parse::<ws_endpoint::history::MessageId>().is_ok(),
+            "{id}"
+        );
+    }
+    e
 }
 
 /// Joins `room` (as `nick`, if given) and checks the welcome; returns the socket and the
@@ -66,6 +85,10 @@ async fn the_page_is_served_at_the_root() {
     assert!(
         response.contains("/chat/"),
         "the page connects to /chat/{{room}}"
+    );
+    assert!(
+        response.contains(r#"params.set("since", lastId)"#),
+        "the page reconnects with since="
     );
     srv.stop().await;
 }
@@ -303,6 +326,63 @@ async fn join_and_leave_carry_the_member_not_the_list() {
 /// One client writes 300 messages in a single TCP write; the room's three healthy readers and
 /// the sender itself each get all 300, in order, under the default `drop_messages` policy (the
 /// outbound queues are bounded in bytes, and 300 chat lines are far below the budget).
+/// A client that lost its connection reconnects with the id of the last message it saw: it
+/// gets the welcome, then what was said meanwhile (once, in order, as message events), then the
+/// live messages; an id the history does not hold gets a `gap` event.
+#[tokio::test]
+async fn a_client_that_reconnects_with_since_gets_what_it_missed() {
+    let _serial = SERIAL.lock().await;
+    let srv = start_chat();
+    let (mut ada, _) = join(&srv, "recover", Some("ada")).await;
+    let (mut bob, _) = join(&srv, "recover", Some("bob")).await;
+    assert_eq!(event(&mut ada).await["kind"], "join");
+    say(&mut bob, "m1").await;
+    let m1 = raw_event(&mut bob).await;
+    assert_eq!(raw_event(&mut ada).await, m1, "the same event, id included");
+    let id1 = m1["id"].as_str().unwrap().to_owned();
+
+    bob.close(None).await.unwrap();
+    assert_eq!(event(&mut ada).await["kind"], "leave");
+    let mut missed = Vec::new();
+    for text in ["m2", "m3"] {
+        say(&mut ada, text).await;
+        missed.push(raw_event(&mut ada).await);
+    }
+    let mut bob = connect(&srv.url(&format!("/chat/recover?nick=bob&since={id1}"))).await;
+    let welcome = event(&mut bob).await;
+    assert_eq!(welcome["kind"], "welcome");
+    assert_eq!(welcome["members"], json!(["ada", "bob"]));
+    for want in &missed {
+        assert_eq!(&raw_event(&mut bob).await, want);
+    }
+    assert_eq!(event(&mut ada).await["kind"], "join");
+    say(&mut ada, "m4").await;
+    let m4 = raw_event(&mut bob).await;
+    assert_eq!(m4["text"], "m4");
+    let id = |e: &Value| -> ws_endpoint::history::MessageId {
+        e["id"].as_str().unwrap().parse().unwrap()
+    };
+    assert!(id(&m4) > id(&missed[1]) && id(&missed[1]) > id(&missed[0]));
+    assert_eq!(raw_event(&mut ada).await, m4);
+
+    // an id the room's history does not hold: a gap; one that is not an id: an error
+    let mut cy = connect(&srv.url("/chat/recover?nick=cy&since=1-0")).await;
+    assert_eq!(event(&mut cy).await["kind"], "welcome");
+    assert_eq!(
+        event(&mut cy).await,
+        json!({ "kind": "gap", "room": "recover", "since": "1-0" })
+    );
+    let mut dee = connect(&srv.url("/chat/recover?nick=dee&since=soon")).await;
+    let error = event(&mut dee).await;
+    assert_eq!(error["kind"], "error");
+    assert!(error["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("since: `soon` is not a message id"));
+    assert_eq!(event(&mut dee).await["kind"], "welcome");
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn a_burst_of_300_in_one_write_reaches_every_reader_in_order() {
     let _serial = SERIAL.lock().await;

@@ -546,3 +546,45 @@ async fn a_redis_restart_loses_the_history_and_the_clients_are_told() {
     assert_eq!(recorded(&recv_text(&mut bob).await).1, "again");
     drop(redis);
 }
+
+/// The chat example on two servers: a client that dropped from one server reconnects to the
+/// other with `?since=` and gets what was said meanwhile, once and in order, then live messages.
+#[tokio::test]
+async fn a_chat_client_reconnects_to_the_other_server_and_gets_what_it_missed() {
+    let redis_port = free_port();
+    let _redis = start_redis(redis_port);
+    let (_node_a, a) = start_node(redis_port);
+    let (_node_b, b) = start_node(redis_port);
+    let say = |text: &str| serde_json::json!({ "text": text }).to_string();
+    // the next message event (joins and leaves, which travel unordered, are skipped)
+    async fn message(ws: &mut Ws) -> Value {
+        loop {
+            let e: Value = serde_json::from_str(&recv_text(ws).await).unwrap();
+            if e["kind"] == "message" {
+                return e;
+            }
+        }
+    }
+    let mut ada = connect(&format!("ws://{a}/chat/again?nick=ada")).await;
+    let mut bob = connect(&format!("ws://{b}/chat/again?nick=bob")).await;
+    send_text(&mut ada, &say("m1")).await;
+    let m1 = message(&mut ada).await;
+    assert_eq!(
+        message(&mut bob).await,
+        m1,
+        "the same event and id on both servers"
+    );
+    drop(bob);
+    let mut missed = Vec::new();
+    for text in ["m2", "m3"] {
+        send_text(&mut ada, &say(text)).await;
+        missed.push(message(&mut ada).await);
+    }
+    let since = m1["id"].as_str().unwrap();
+    let mut bob = connect(&format!("ws://{a}/chat/again?nick=bob&since={since}")).await;
+    for want in &missed {
+        assert_eq!(&message(&mut bob).await, want);
+    }
+    send_text(&mut ada, &say("m4")).await;
+    assert_eq!(message(&mut bob).await["text"], "m4");
+}
