@@ -99,11 +99,11 @@ async fn no_gap_and_no_duplicate_at_the_seam_while_others_keep_sending() {
     for (from, joiner) in joiners {
         let mut ws = joiner.await.unwrap();
         assert_eq!(recv_text(&mut ws).await, "welcome");
-        for i in from + 1..N {
+        for (i, id) in ids.iter().enumerate().skip(from + 1) {
             let got = split(&recv_text(&mut ws).await);
             assert_eq!(
                 got,
-                (ids[i].clone(), format!("n{i}")),
+                (id.clone(), format!("n{i}")),
                 "joiner since n{from}"
             );
         }

@@ -519,7 +519,7 @@ impl Local {
         room.entries.push_back(entry);
         room.trim(history, now);
         self.recorded += 1;
-        if self.recorded % 1024 == 0 {
+        if self.recorded.is_multiple_of(1024) {
             self.rooms.retain(|(endpoint, _), room| {
                 if let Some(h) = settings_of(*endpoint) {
                     room.trim(h, now);

@@ -53,7 +53,8 @@
 //!
 //! **Where to look**: [`server_endpoint`] has the attribute reference, the handler-parameter
 //! table and the return types; [`Session`] what a handler can do with its connection (send,
-//! close, properties, rooms, per-session limits); [`Hub`] broadcasts and rooms;
+//! close, properties, rooms, per-session limits); [`Hub`] broadcasts and rooms; [`history`]
+//! room histories and the replay of missed messages;
 //! [`EndpointService`] the runtime overrides of every attribute; [`WsServerExt`] the server
 //! settings; [`codec`] your own payload formats. The README has the install block, deployment
 //! (TLS, reverse proxies), blocking work, and the JSR 356 name map.

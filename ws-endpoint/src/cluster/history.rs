@@ -10,9 +10,12 @@
 //!   when the room is quiet that long (`PEXPIRE`), then `PUBLISH` the message with its id on
 //!   [`CHANNEL`](super::CHANNEL). Append and publish are one step, so the channel carries the
 //!   room's messages in the stream's order, and every process delivers them in that order.
+//!   The newest id trimmed away is kept beside the stream (`ws-endpoint:history-trimmed:…`):
+//!   a client that saw it has missed nothing.
 //! - **Read** (one Lua script): trim by age (Redis's clock), check that `since` is in the
-//!   stream, then `XRANGE (since +` (at most N entries); or, when `since` is missing, the
-//!   oldest id.
+//!   stream or is the newest trimmed id, then `XRANGE` after it (at most N entries); or, when
+//!   `since` is missing, the oldest id.
+//! - Every call waits at most [`CALL_TIMEOUT`] for Redis.
 //! - **Catch-up**: the subscriber remembers the last recorded id it delivered per room; when
 //!   its connection to Redis was lost and renewed, it reads what the rooms got meanwhile from
 //!   their streams before going on, and skips what it already delivered.

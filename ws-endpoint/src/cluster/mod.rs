@@ -29,6 +29,13 @@
 //!   [`Session::set_user`](crate::Session::set_user)) and
 //!   [`Hub::to_session`](crate::Hub::to_session) (a [`ClusterSessionId`](crate::ClusterSessionId))
 //!   reach sessions on any process, with the guarantees of broadcasts.
+//! - **Room history** ([`crate::history`]): once connected, rooms with a history keep it in
+//!   one Redis Stream per room; [`Hub::to_room_recorded`](crate::Hub::to_room_recorded) appends
+//!   and publishes in one step (every process, this one included, delivers it from its
+//!   subscription, in the stream's order), a process whose subscription dropped catches up from
+//!   the streams when it is back, and a reconnecting client may replay from any process
+//!   ([`Session::join_since`](crate::Session::join_since)). How it is kept: the `history`
+//!   module's documentation below.
 //!
 //! ```no_run
 //! # async fn start() -> Result<(), Box<dyn std::error::Error>> {
