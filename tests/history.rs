@@ -101,11 +101,7 @@ async fn no_gap_and_no_duplicate_at_the_seam_while_others_keep_sending() {
         assert_eq!(recv_text(&mut ws).await, "welcome");
         for (i, id) in ids.iter().enumerate().skip(from + 1) {
             let got = split(&recv_text(&mut ws).await);
-            assert_eq!(
-                got,
-                (id.clone(), format!("n{i}")),
-                "joiner since n{from}"
-            );
+            assert_eq!(got, (id.clone(), format!("n{i}")), "joiner since n{from}");
         }
         send_text(&mut ada, "say:end").await;
         assert_eq!(

@@ -4,7 +4,8 @@
 //! process and through Redis (issue 4); and the same with permessage-deflate (a JSON corpus
 //! echoed compressed, idle connections after one compressed message, a compressed fan-out),
 //! driven by a compressing client of its own ([`deflate_client`]); and the server's memory
-//! while one 1 GiB binary message is streamed to a `BinaryStream` endpoint ([`upload`]). Run it with
+//! while one 1 GiB binary message is streamed to a `BinaryStream` endpoint ([`upload`]); and the
+//! replay of missed room messages and cluster presence queries ([`history`]). Run it with
 //! `cargo run --release -p ws-endpoint-bench -- all`; see `BENCHMARKS.md` at the repository root.
 
 #![warn(missing_docs)]
@@ -14,6 +15,7 @@ pub mod corpus;
 pub mod deflate_client;
 pub mod fanout;
 pub mod heap;
+pub mod history;
 pub mod report;
 pub mod servers;
 pub mod sys;

@@ -51,6 +51,7 @@ use ws_endpoint_bench::{
     corpus,
     deflate_client::{self, Corpus, Variant},
     fanout::{self, FanoutOutcome, FanoutSpec, Listeners},
+    history,
     report::{self, Row},
     servers::{self, ServerKind},
     sys,
@@ -61,6 +62,7 @@ const USAGE: &str = "\
 usage: ws-endpoint-bench <all | quick | SCENARIO...> [options]
        ws-endpoint-bench serve <macro | actix-ws | tungstenite | actix-ws-nagle> ADDR
        ws-endpoint-bench serve fanout ADDR [REDIS_URL]
+       ws-endpoint-bench serve history ADDR [REDIS_URL]
        ws-endpoint-bench hold ADDR N SECS    (open N idle connections to ADDR, hold them SECS;
                                              for profiling a server started by hand)
 
@@ -83,6 +85,11 @@ streaming (all and quick run it too; about 4 s a round):
                                  server's /upload (BinaryStream, SHA-256), in 1 MiB frames and
                                  in one frame: server RSS idle, peak during the upload (sampled
                                  every 20 ms), peak - idle, MiB/s, server CPU per MiB
+history (not in all or quick; about 30 s):
+           history               replay of 1,000 missed 64 B messages to a client reconnecting
+                                 with ?since= (in one process, and through Redis Streams), and
+                                 the round trip of a presence query over 1,000 sessions on two
+                                 servers sharing Redis, against a plain ping
 options:   --rounds N            rounds of A B C (default 3; quick: 1)
            --servers a,b,c       servers to compare (default macro,actix-ws,tungstenite;
                                  also actix-ws-nagle: the baseline without TCP_NODELAY)
@@ -377,6 +384,7 @@ struct Options {
     retries: usize,
     /// Whether to measure the streaming upload.
     upload: bool,
+    history: bool,
     /// Its size, MiB.
     upload_mib: u64,
 }
@@ -402,6 +410,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         quiet_budget: Duration::from_secs(120),
         retries: 12,
         upload: false,
+        history: false,
         upload_mib: 1024,
     };
     let mut quick = false;
@@ -427,6 +436,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             }
             "flood-long" => opts.scenarios.push(Scenario::FloodLong),
             "upload" => opts.upload = true,
+            "history" => opts.history = true,
             "--upload-mib" => {
                 opts.upload_mib = value(arg)?
                     .parse::<u64>()
@@ -534,7 +544,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
     });
     let echo = !opts.scenarios.is_empty() && !opts.servers.is_empty();
     let comp = opts.comp.iter().any(|c| !c.variants(&opts).is_empty());
-    if !echo && !comp && !opts.fanout && !opts.fanout_deflate && !opts.upload {
+    if !echo && !comp && !opts.fanout && !opts.fanout_deflate && !opts.upload && !opts.history {
         return Err("nothing to run".to_owned());
     }
     Ok(opts)
@@ -596,6 +606,18 @@ impl Server {
             cmd.arg(format!("redis://{redis}/"));
         }
         Server::spawn("fanout server", cmd, addr, opts.server_cpu)
+    }
+
+    /// Starts the history server, connected to the Redis server at `redis` if given.
+    fn start_history(opts: &Options, redis: Option<SocketAddr>) -> Result<Server, String> {
+        let addr = free_addr()?;
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("serve").arg("history").arg(addr.to_string());
+        if let Some(redis) = redis {
+            cmd.arg(format!("redis://{redis}/"));
+        }
+        Server::spawn("history server", cmd, addr, opts.server_cpu)
     }
 
     /// Starts a `redis-server` on 127.0.0.1 that keeps nothing on disk.
@@ -1385,11 +1407,134 @@ fn bench(mut opts: Options) -> Result<(), String> {
     if let Some(fanout) = &fanout {
         print_fanout(&opts, fanout);
     }
+    if opts.history {
+        history_bench(&opts, &runtime);
+    }
     println!(
         "\ntotal time: {:.0} s",
         started.elapsed().as_secs_f64().ceil()
     );
     Ok(())
+}
+
+/// Percentile `p` (0–100) of `values`, in ms.
+fn percentile_ms(values: &[Duration], p: f64) -> f64 {
+    let mut v: Vec<f64> = values.iter().map(|d| ms(*d)).collect();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+/// The history scenario: replays and presence queries, printed as tables.
+fn history_bench(opts: &Options, runtime: &tokio::runtime::Runtime) {
+    const MISSED: usize = 1000;
+    const SIZE: usize = 64;
+    const ROUNDS: usize = 20;
+    const SESSIONS: usize = 1000;
+    const QUERIES: usize = 200;
+    let redis = redis_version();
+    if let Err(why) = &redis {
+        eprintln!(
+            "history: {why}; skipping the Redis part (`bash scripts/redis-tests.sh` installs it)"
+        );
+    }
+    println!(
+        "\nReplay: a client reconnects with `?since=` and receives {MISSED} missed {SIZE} B messages (`Session::join_since`), from the TCP connect until the last one and the server's `replayed` notice; {ROUNDS} rounds:\n"
+    );
+    println!("| history | replay, median ms | replay, p90 ms | plain connect, median ms | server CPU per replay, median ms | server CPU per replayed message, µs | Redis CPU per replay, median ms |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let replay_in = |label: &str, with_redis: bool| {
+        let redis_server = if with_redis {
+            match Server::start_redis(opts) {
+                Ok(s) => Some(s),
+                Err(e) => return eprintln!("history: {e}"),
+            }
+        } else {
+            None
+        };
+        let server = match Server::start_history(opts, redis_server.as_ref().map(|r| r.addr)) {
+            Ok(s) => s,
+            Err(e) => return eprintln!("history: {e}"),
+        };
+        match runtime.block_on(history::replay(
+            server.addr,
+            server.pid,
+            redis_server.as_ref().map(|r| r.pid),
+            MISSED,
+            SIZE,
+            ROUNDS,
+        )) {
+            Ok(rounds) => {
+                let replay: Vec<Duration> = rounds.iter().map(|r| r.replay).collect();
+                let plain: Vec<Duration> = rounds.iter().map(|r| r.plain).collect();
+                let cpu: Vec<Duration> = rounds.iter().map(|r| r.server_cpu).collect();
+                let cpu_ms = percentile_ms(&cpu, 50.0);
+                let redis_cpu: Vec<Duration> = rounds.iter().map(|r| r.redis_cpu).collect();
+                println!(
+                    "| {label} | {} | {} | {} | {} | {} | {} |",
+                    report::number(percentile_ms(&replay, 50.0), 2),
+                    report::number(percentile_ms(&replay, 90.0), 2),
+                    report::number(percentile_ms(&plain, 50.0), 2),
+                    report::number(cpu_ms, 2),
+                    report::number(cpu_ms * 1e3 / MISSED as f64, 2),
+                    if with_redis {
+                        report::number(percentile_ms(&redis_cpu, 50.0), 2)
+                    } else {
+                        "-".to_owned()
+                    },
+                );
+            }
+            Err(e) => println!("| {label} | FAILED: {e} | | | | | |"),
+        }
+    };
+    replay_in("in memory (one process)", false);
+    if redis.is_ok() {
+        replay_in("Redis Streams", true);
+    }
+
+    println!(
+        "\nPresence: the round trip of a query over a room of {SESSIONS} sessions (plus the probe) from a WebSocket client, {QUERIES} of each, against a plain ping on the same connection:\n"
+    );
+    println!("| setup | ping, median ms | `cluster_room_members`, median ms | p99 ms | `cluster_count`, median ms | p99 ms | presence counted everyone after, ms |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let presence_in = |label: &str, servers: usize, with_redis: bool| {
+        let redis_server = if with_redis {
+            match Server::start_redis(opts) {
+                Ok(s) => Some(s),
+                Err(e) => return eprintln!("history: {e}"),
+            }
+        } else {
+            None
+        };
+        let mut started = Vec::new();
+        for _ in 0..servers {
+            match Server::start_history(opts, redis_server.as_ref().map(|r| r.addr)) {
+                Ok(s) => started.push(s),
+                Err(e) => return eprintln!("history: {e}"),
+            }
+        }
+        let addrs: Vec<SocketAddr> = started.iter().map(|s| s.addr).collect();
+        match runtime.block_on(history::presence(&addrs, SESSIONS, QUERIES)) {
+            Ok(o) => println!(
+                "| {label} ({} counted) | {} | {} | {} | {} | {} | {} |",
+                o.members,
+                report::number(percentile_ms(&o.ping, 50.0), 3),
+                report::number(percentile_ms(&o.room_members, 50.0), 3),
+                report::number(percentile_ms(&o.room_members, 99.0), 3),
+                report::number(percentile_ms(&o.count, 50.0), 3),
+                report::number(percentile_ms(&o.count, 99.0), 3),
+                report::number(ms(o.converged), 0),
+            ),
+            Err(e) => println!("| {label} | FAILED: {e} | | | | | |"),
+        }
+    };
+    presence_in("one process, no Redis", 1, false);
+    if redis.is_ok() {
+        presence_in("two servers and Redis", 2, true);
+    }
 }
 
 /// Prints a run's line to stderr; returns its values (NaN for a failed run).
@@ -1920,6 +2065,15 @@ fn main() -> ExitCode {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
         };
+        if kind == "history" {
+            return match history::serve(addr, args.get(3).map(String::as_str)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("history: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         if kind == "fanout" {
             return match fanout::serve(addr, args.get(3).map(String::as_str)) {
                 Ok(()) => ExitCode::SUCCESS,
