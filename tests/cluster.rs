@@ -588,3 +588,73 @@ async fn a_chat_client_reconnects_to_the_other_server_and_gets_what_it_missed() 
     send_text(&mut ada, &say("m4")).await;
     assert_eq!(message(&mut bob).await["text"], "m4");
 }
+
+/// `redis-cli -p PORT ARGS…` (as the test's `admin` user if `admin`); its output.
+fn redis_cli(port: u16, admin: bool, args: &[&str]) -> String {
+    let mut cmd = Command::new("redis-cli");
+    cmd.args(["-p", &port.to_string()]);
+    if admin {
+        cmd.args(["--user", "admin", "--pass", "admin", "--no-auth-warning"]);
+    }
+    let out = cmd
+        .args(args)
+        .output()
+        .expect("redis-cli (installed with redis-server)");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A server is kept away from Redis (its connection cut, and the servers' user disabled so that
+/// it cannot come back) while another records into a room in which the first has a member but
+/// has delivered nothing yet: when it is back, it reads that room's stream from the newest id it
+/// had seen on the channel, and its member gets every message once, in order.
+#[tokio::test]
+async fn a_server_kept_away_catches_up_on_rooms_it_had_delivered_nothing_to() {
+    let redis_port = free_port();
+    let _redis = start_redis(redis_port);
+    let (node_a, a) = start_node(redis_port);
+    let (_node_b, b) = start_node(redis_port);
+    // a message in another room, so that A has seen the channel's newest id
+    let mut warm = connect(&format!("ws://{b}/rec/warm")).await;
+    assert_eq!(recv_text(&mut warm).await, "welcome");
+    let mut warm_a = connect(&format!("ws://{a}/rec/warm")).await;
+    assert_eq!(recv_text(&mut warm_a).await, "welcome");
+    send_text(&mut warm, "say:hello").await;
+    assert_eq!(recorded(&recv_text(&mut warm_a).await).1, "hello");
+    let mut ada = connect(&format!("ws://{a}/rec/fresh")).await;
+    assert_eq!(recv_text(&mut ada).await, "welcome");
+    let mut bob = connect(&format!("ws://{b}/rec/fresh")).await;
+    assert_eq!(recv_text(&mut bob).await, "welcome");
+
+    let port = redis_port;
+    redis_cli(
+        port,
+        false,
+        &[
+            "ACL", "SETUSER", "admin", "on", ">admin", "~*", "&*", "+@all",
+        ],
+    );
+    // existing connections stay; new ones as `default` are refused
+    redis_cli(port, true, &["ACL", "SETUSER", "default", "off"]);
+    let a_port = local_port_to(node_a.0.id(), port).expect("A's connection to Redis");
+    let addr = format!("127.0.0.1:{a_port}");
+    assert_eq!(
+        redis_cli(port, true, &["CLIENT", "KILL", "ADDR", &addr]),
+        "1"
+    );
+    for i in 0..20 {
+        send_text(&mut bob, &format!("say:m{i}")).await;
+        assert_eq!(recorded(&recv_text(&mut bob).await).1, format!("m{i}"));
+    }
+    assert!(
+        silent(&mut ada).await,
+        "A is away: nothing can reach ada yet"
+    );
+    redis_cli(port, true, &["ACL", "SETUSER", "default", "on"]);
+    for i in 0..20 {
+        assert_eq!(recorded(&recv_text(&mut ada).await).1, format!("m{i}"));
+    }
+    send_text(&mut bob, "say:live").await;
+    assert_eq!(recorded(&recv_text(&mut ada).await).1, "live");
+    assert!(silent(&mut ada).await, "ada got something twice");
+}

@@ -185,6 +185,17 @@ impl fmt::Display for MessageId {
     }
 }
 
+impl MessageId {
+    /// The first id of this id's millisecond.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn millisecond(&self) -> MessageId {
+        MessageId {
+            ms: self.ms,
+            seq: 0,
+        }
+    }
+}
+
 /// A text that is not a [`MessageId`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadMessageId(String);
@@ -656,7 +667,7 @@ impl Hub {
             },
             history,
         );
-        let delivery = deliver_to(*self, room, id, frame, history);
+        let (delivery, _) = deliver_to(*self, room, id, frame, history);
         drop(local);
         (id, delivery)
     }
@@ -681,9 +692,16 @@ enum Phase {
 
 /// Delivers a recorded message to the members of `room` of endpoint `hub` here: queued as a
 /// broadcast, except for members whose replay of the room runs (held) or just ended (skipped
-/// if already replayed).
-fn deliver_to(hub: Hub, room: &str, id: MessageId, frame: OutFrame, history: History) -> Delivery {
+/// if already replayed). Returns the broadcast's delivery and how many members there were.
+fn deliver_to(
+    hub: Hub,
+    room: &str,
+    id: MessageId,
+    frame: OutFrame,
+    history: History,
+) -> (Delivery, usize) {
     let members = hub.room_members(room);
+    let count = members.len();
     let mut live = Vec::with_capacity(members.len());
     for member in members {
         let takes = member.with_property::<Replays, _>(|replays| {
@@ -711,7 +729,7 @@ fn deliver_to(hub: Hub, room: &str, id: MessageId, frame: OutFrame, history: His
             live.push(member);
         }
     }
-    hub::deliver(&live, &frame)
+    (hub::deliver(&live, &frame), count)
 }
 
 /// Closes `session` with `reason`: its close frame follows what is queued.
@@ -739,16 +757,42 @@ pub(crate) fn history_lost(hub: Hub, room: &str) {
     }
 }
 
-/// Delivers a recorded message that a store published (from any process, this one included).
+/// Delivers a recorded message that a store published (from any process, this one included);
+/// how many members the room has here.
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-pub(crate) fn deliver_recorded(endpoint: &str, room: &str, id: MessageId, template: &Template) {
+pub(crate) fn deliver_recorded(
+    endpoint: &str,
+    room: &str,
+    id: MessageId,
+    template: &Template,
+) -> usize {
     let Some(hub) = hub_of(endpoint) else {
-        return; // no session of that endpoint has ever opened here
+        return 0; // no session of that endpoint has ever opened here
     };
     let Some(history) = hub.history() else {
-        return;
+        return 0;
     };
-    deliver_to(hub, room, id, template.fill(&id), history);
+    deliver_to(hub, room, id, template.fill(&id), history).1
+}
+
+/// The rooms with members here, of the endpoints that keep a history: `(endpoint name, room)`.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn rooms_with_members() -> Vec<(&'static str, String)> {
+    let kept: Vec<TypeId> = SETTINGS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .keys()
+        .copied()
+        .collect();
+    let t = registry::table();
+    t.rooms
+        .keys()
+        .filter(|(endpoint, _)| kept.contains(endpoint))
+        .filter_map(|(endpoint, room)| {
+            let (_, name) = t.names.values().find(|(id, _)| id == endpoint)?;
+            Some((*name, room.clone()))
+        })
+        .collect()
 }
 
 /// A replay begun by [`Session::join_since`]: the session is a member of the room, and the

@@ -16,9 +16,11 @@
 //!   stream or is the newest trimmed id, then `XRANGE` after it (at most N entries); or, when
 //!   `since` is missing, the oldest id.
 //! - Every call waits at most [`CALL_TIMEOUT`] for Redis.
-//! - **Catch-up**: the subscriber remembers the last recorded id it delivered per room; when
-//!   its connection to Redis was lost and renewed, it reads what the rooms got meanwhile from
-//!   their streams before going on, and skips what it already delivered.
+//! - **Catch-up**: the subscriber remembers the last recorded id it delivered per room with
+//!   members here, and the newest id it saw on the channel; when its connection to Redis was
+//!   lost and renewed, it reads what each room with members here got meanwhile from its stream
+//!   (after the last id delivered, or from the newest id's millisecond for a room it had
+//!   delivered nothing to) before going on, and skips what it already delivered.
 
 use redis::{aio::ConnectionManager, Script, Value};
 
@@ -241,71 +243,104 @@ pub(super) fn parse_entries(v: &Value) -> Option<Vec<(MessageId, Template)>> {
     Some(out)
 }
 
-/// What the subscriber has delivered per room, to catch up after a lost connection.
-#[derive(Default)]
-pub(super) struct Delivered {
-    last: std::collections::HashMap<(String, String), MessageId>,
+/// Reads the room's entries from `start` on (inclusive), at most `max_messages`.
+async fn read_from(
+    manager: &mut ConnectionManager,
+    endpoint: &str,
+    room: &str,
+    start: MessageId,
+    history: History,
+) -> Result<Vec<(MessageId, Template)>, String> {
+    let (stream, _) = keys(endpoint, room);
+    let mut cmd = redis::cmd("XRANGE");
+    let call = cmd
+        .arg(stream)
+        .arg(start.to_string())
+        .arg("+")
+        .arg("COUNT")
+        .arg(history.max_messages())
+        .query_async::<Value>(manager);
+    let reply = bounded(call).await?;
+    parse_entries(&reply).ok_or_else(|| "unexpected reply from Redis".to_owned())
 }
 
-/// Rooms remembered at most; beyond it the oldest-delivered ones are forgotten (a room
-/// forgotten is not caught up after an outage).
-const REMEMBERED: usize = 65_536;
+/// What the subscriber has delivered, to skip what it already delivered and to catch up after
+/// a lost connection.
+#[derive(Default)]
+pub(super) struct Delivered {
+    /// Per room that had members here at its last message: that message's id.
+    last: std::collections::HashMap<(String, String), MessageId>,
+    /// The newest id seen on the channel, any room (one Redis hands out every id, from one
+    /// clock: whatever is recorded later has an id of at least this millisecond).
+    newest: Option<MessageId>,
+    delivered: u64,
+}
 
 impl Delivered {
-    /// Whether `id` is new for the room (and remembers it).
-    pub(super) fn fresh(&mut self, endpoint: &str, room: &str, id: MessageId) -> bool {
+    /// Delivers a recorded message to the room's members here, unless it was already
+    /// delivered, and remembers it.
+    pub(super) fn deliver(&mut self, endpoint: &str, room: &str, id: MessageId, t: &Template) {
+        self.newest = self.newest.max(Some(id));
         let key = (endpoint.to_owned(), room.to_owned());
-        match self.last.get_mut(&key) {
-            Some(last) if *last >= id => false,
-            Some(last) => {
-                *last = id;
-                true
-            }
-            None => {
-                if self.last.len() >= REMEMBERED {
-                    if let Some(oldest) = self
-                        .last
-                        .iter()
-                        .min_by_key(|(_, id)| **id)
-                        .map(|(k, _)| k.clone())
-                    {
-                        self.last.remove(&oldest);
-                    }
-                }
-                self.last.insert(key, id);
-                true
-            }
+        if self.last.get(&key).is_some_and(|last| id <= *last) {
+            return; // delivered already (read by a catch-up, then published)
+        }
+        if crate::history::deliver_recorded(endpoint, room, id, t) > 0 {
+            self.last.insert(key, id);
+        } else {
+            self.last.remove(&key);
+        }
+        self.delivered += 1;
+        if self.delivered.is_multiple_of(4096) {
+            self.forget_empty_rooms();
         }
     }
 
-    /// After a lost connection: delivers what each remembered room with members here got in
-    /// the meantime. A room whose stream no longer holds the last id delivered here (Redis
-    /// lost it) has members who may have missed messages: they are closed with 1012, so that
-    /// their clients reconnect and learn that their history is gone.
+    /// Forgets the rooms that have no members here any more.
+    fn forget_empty_rooms(&mut self) {
+        let here: std::collections::HashSet<(String, String)> =
+            crate::history::rooms_with_members()
+                .into_iter()
+                .map(|(e, r)| (e.to_owned(), r))
+                .collect();
+        self.last.retain(|k, _| here.contains(k));
+    }
+
+    /// After a lost connection: delivers what each room with members here got in the
+    /// meantime, from its stream: after the last id delivered here, or, for a room that got
+    /// nothing here yet, from the newest id seen on the channel (its millisecond) on. A room
+    /// whose stream no longer holds the last id delivered here (Redis lost it) has members who
+    /// may have missed messages: they are closed with 1012, so that their clients reconnect
+    /// and learn that their history is gone.
     pub(super) async fn catch_up(&mut self, manager: &mut ConnectionManager) {
-        let rooms: Vec<((String, String), MessageId)> =
-            self.last.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        for ((endpoint, room), last) in rooms {
-            let Some(hub) = crate::history::hub_of(&endpoint) else {
+        self.forget_empty_rooms();
+        for (endpoint, room) in crate::history::rooms_with_members() {
+            let Some(hub) = crate::history::hub_of(endpoint) else {
                 continue;
             };
-            if hub.room_members(&room).is_empty() {
-                self.last.remove(&(endpoint, room));
-                continue;
-            }
             let history = hub.history().unwrap_or_default();
-            match read_room(manager, &endpoint, &room, last, history).await {
-                Ok(Found::After(missed)) => {
-                    for (id, template) in missed {
-                        if self.fresh(&endpoint, &room, id) {
-                            crate::history::deliver_recorded(&endpoint, &room, id, &template);
-                        }
+            let key = (endpoint.to_owned(), room.clone());
+            let missed = match (self.last.get(&key).copied(), self.newest) {
+                (Some(last), _) => match read_room(manager, endpoint, &room, last, history).await {
+                    Ok(Found::After(missed)) => Ok(missed),
+                    Ok(Found::Missing(_)) => {
+                        tracing::warn!(%room, "room history lost in Redis; closing its members here");
+                        crate::history::history_lost(hub, &room);
+                        self.last.remove(&key);
+                        continue;
                     }
+                    Err(err) => Err(err),
+                },
+                (None, Some(newest)) => {
+                    read_from(manager, endpoint, &room, newest.millisecond(), history).await
                 }
-                Ok(Found::Missing(_)) => {
-                    tracing::warn!(%room, "room history lost in Redis; closing its members here");
-                    crate::history::history_lost(hub, &room);
-                    self.last.remove(&(endpoint, room));
+                (None, None) => continue, // nothing was ever recorded while we listened
+            };
+            match missed {
+                Ok(missed) => {
+                    for (id, template) in missed {
+                        self.deliver(endpoint, &room, id, &template);
+                    }
                 }
                 Err(err) => {
                     tracing::warn!(%room, %err, "could not catch up on a room after an outage")

@@ -319,9 +319,7 @@ async fn subscriber(mut push_rx: mpsc::UnboundedReceiver<redis::PushInfo>, node:
             // Recorded messages are delivered from here by every process, the sender's
             // included, in the stream's order.
             Incoming::Recorded { room, id, template } => {
-                if delivered.fresh(&endpoint, &room, id) {
-                    crate::history::deliver_recorded(&endpoint, &room, id, &template);
-                }
+                delivered.deliver(&endpoint, &room, id, &template);
             }
             Incoming::Broadcast(..) if from == node => {} // ours, already delivered here
             Incoming::Broadcast(target, (text, msg)) => {
