@@ -130,21 +130,34 @@ pub(super) async fn run(mut manager: ConnectionManager, config: ClusterConfig) {
     // What Redis holds for this node, as far as this task knows (`None`: unknown, rewrite all).
     let mut written: Option<HashMap<String, String>> = None;
     let ttl_ms = config.presence_ttl.as_millis().max(1000) as u64;
+    // Failing since (an outage is logged once when it starts and once when it ends, not at
+    // every heartbeat).
+    let mut failing: Option<std::time::Instant> = None;
     loop {
         let epoch = registry::presence_epoch();
-        match write(&mut manager, me, ttl_ms, &mut written).await {
+        let result = match write(&mut manager, me, ttl_ms, &mut written).await {
             Ok(()) => {
                 if let Some(b) = BACKPLANE.get() {
                     b.written.send_replace(epoch);
                 }
+                reap(&mut manager, me).await
             }
             Err(err) => {
                 written = None;
-                tracing::warn!(%err, "presence not written to Redis; retrying");
+                Err(err)
             }
-        }
-        if let Err(err) = reap(&mut manager, me).await {
-            tracing::warn!(%err, "could not look for dead processes in Redis");
+        };
+        match (result, failing) {
+            (Ok(()), None) => {}
+            (Ok(()), Some(since)) => {
+                failing = None;
+                tracing::info!(after = ?since.elapsed(), "presence written to Redis again");
+            }
+            (Err(err), None) => {
+                failing = Some(std::time::Instant::now());
+                tracing::warn!(%err, "presence not written to Redis; retrying at every heartbeat");
+            }
+            (Err(err), Some(_)) => tracing::debug!(%err, "presence still not written"),
         }
         tokio::select! {
             _ = registry::presence_change() => {
