@@ -454,7 +454,9 @@ fn decode(data: &[u8]) -> Option<([u8; 16], String, Incoming)> {
 mod tests {
     use super::*;
 
-    fn broadcast(data: &[u8]) -> Option<([u8; 16], String, hub::RemoteTarget, (bool, Bytes))> {
+    type Broadcast = ([u8; 16], String, hub::RemoteTarget, (bool, Bytes));
+
+    fn broadcast(data: &[u8]) -> Option<Broadcast> {
         match decode(data)? {
             (n, e, Incoming::Broadcast(t, m)) => Some((n, e, t, m)),
             _ => None,
