@@ -159,6 +159,73 @@ async fn an_id_older_than_the_history_is_reported_and_live_messages_follow() {
     assert!(recv_text(&mut ada)
         .await
         .starts_with("error:this endpoint keeps no room history"));
-    assert!(silent(&mut eve).await);
+    server.stop().await;
+}
+
+/// A member that stops reading, in a room with history, on an endpoint whose `slow_consumer`
+/// policy is the default (drop messages): a recorded message is never dropped from the middle
+/// of what it gets. Its connection is dropped when its queue is full; what it read is the
+/// room's messages without a gap, and reconnecting with the last id it saw gets the rest,
+/// once and in order.
+#[tokio::test]
+async fn a_member_too_slow_for_a_recorded_message_is_closed_not_skipped_and_resumes() {
+    let server = start(history_probe::configure);
+    let mut slow = Raw::connect_small_buffer(server.addr, "/tight/slow", 4096).await;
+    let welcome = slow.read_frame().await;
+    assert!(matches!(&welcome, RawFrame::Frame { payload, .. } if payload == b"welcome"));
+    let mut ada = connect(&server.url("/tight/slow")).await;
+    assert_eq!(recv_text(&mut ada).await, "welcome");
+    send_text(&mut ada, "say:start").await;
+    let (start, _) = split(&recv_text(&mut ada).await);
+
+    // 200 messages of 16 KiB (3.2 MiB) against an 8 KiB budget and a 4 KiB receive buffer
+    const N: usize = 200;
+    let pad = "x".repeat(16 * 1024);
+    send_text(&mut ada, &format!("pad:{N}:{}", pad.len())).await;
+    let mut ids = Vec::with_capacity(N);
+    for i in 0..N {
+        let (id, text) = split(&recv_text(&mut ada).await);
+        assert_eq!(text, format!("p{i}:{pad}"), "ada reads as fast as she can");
+        ids.push(id);
+    }
+
+    // What the slow member has: `start`, then p0, p1, … without a gap, then the end.
+    let mut last = None;
+    let mut want = std::iter::once((start.clone(), "start".to_owned())).chain(
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| (id.clone(), format!("p{i}:{pad}"))),
+    );
+    let got = loop {
+        match slow.read_frame().await {
+            RawFrame::Frame {
+                opcode: 1, payload, ..
+            } => {
+                let got = split(std::str::from_utf8(&payload).unwrap());
+                assert_eq!(
+                    Some(&got),
+                    want.next().as_ref(),
+                    "a gap in what the slow one read"
+                );
+                last = Some(got.0);
+            }
+            RawFrame::Frame { opcode, .. } => panic!("opcode {opcode} before the end"),
+            RawFrame::Eof => break last.expect("at least `start` was read"),
+        }
+    };
+    let rest: Vec<_> = want.collect();
+    assert!(
+        !rest.is_empty(),
+        "the slow member got everything: nothing was tested"
+    );
+
+    // it resumes from the last id it saw
+    let mut again = connect(&server.url(&format!("/tight/slow?since={got}"))).await;
+    assert_eq!(recv_text(&mut again).await, "welcome");
+    for want in &rest {
+        assert_eq!(&split(&recv_text(&mut again).await), want);
+    }
+    send_text(&mut ada, "say:live").await;
+    assert_eq!(split(&recv_text(&mut again).await).1, "live");
     server.stop().await;
 }

@@ -6,7 +6,8 @@
 //! replayed, `lost:ERROR`). Each recorded message reads `ID|TEXT`. Text commands:
 //! `say:X` records X in the room; `burst:N:P` records `P0` … `P{N-1}`, one after the other,
 //! yielding between them (other sessions' handlers run meanwhile); `nohist:X` tries to record
-//! on an endpoint without history (`error:…`).
+//! on an endpoint without history (`error:…`); `pad:N:SIZE` records `p0:xx…` … (SIZE `x`s)
+//! like `burst`. `/tight/{room}` is `/rec` with an 8 KiB outbound budget.
 
 use serde::Deserialize;
 use ws_endpoint::history::{History, MessageId};
@@ -76,6 +77,17 @@ async fn command(hub: Hub, room: &str, msg: &str) -> Option<String> {
             }
             None
         }
+        "pad" => {
+            let (n, size) = rest.split_once(':').unwrap_or((rest, "0"));
+            let pad = "x".repeat(size.parse().unwrap_or(0));
+            for i in 0..n.parse::<usize>().unwrap_or(0) {
+                if let Some(err) = record(format!("p{i}:{pad}")).await {
+                    return Some(err);
+                }
+                tokio::task::yield_now().await;
+            }
+            None
+        }
         "nohist" => Hub::of::<NoHistory>()
             .to_room_recorded(room, |_| rest.to_owned())
             .await
@@ -126,6 +138,28 @@ impl Short {
     }
 }
 
+/// A small outbound budget (8 KiB) and the default `slow_consumer` (drop messages).
+pub struct Tight {
+    room: String,
+}
+
+#[server_endpoint("/tight/{room}", heartbeat = false, max_buffered = 8192)]
+impl Tight {
+    #[on_open]
+    async fn open(session: &Session, #[path_param] room: String, q: web::Query<Since>) -> Self {
+        Tight::hub().keep_history(History::last(1000));
+        open(session, &room, &q).await;
+        Tight { room }
+    }
+
+    #[on_message]
+    async fn text(&mut self, msg: String) -> Option<String> {
+        command(Tight::hub(), &self.room, &msg).await
+    }
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(Rec::endpoint()).service(Short::endpoint());
+    cfg.service(Rec::endpoint())
+        .service(Short::endpoint())
+        .service(Tight::endpoint());
 }

@@ -95,7 +95,7 @@ use bytes::Bytes;
 use crate::{
     close::{CloseCode, CloseReason},
     error::SendError,
-    hub::{self, Delivery, Hub},
+    hub::{self, Hub},
     message::{Message, Sendable},
     registry,
     session::{OutFrame, Session},
@@ -138,11 +138,31 @@ impl History {
         }
     }
 
-    /// Forgets messages older than `age` too (and a room's whole history once it has been
-    /// quiet that long).
+    /// Forgets messages older than `age` too (`age` is taken between 1 ms and ten years).
+    ///
+    /// A room whose messages have all aged out still remembers its newest id for
+    /// [`quiet_room_kept`](Self::quiet_room_kept) (twice `age`, plus a minute): a client that
+    /// saw that message resumes with nothing missed. After that the room is forgotten, and
+    /// resuming from it is [`HistoryError::NotInHistory`].
     pub fn max_age(mut self, age: Duration) -> Self {
-        self.max_age = Some(age.max(Duration::from_millis(1)));
+        self.max_age = Some(age.clamp(Duration::from_millis(1), MAX_AGE));
         self
+    }
+
+    /// How long a room with an age limit is remembered after its newest message (its
+    /// messages age out after [`age_limit`](Self::age_limit); its newest id is kept this
+    /// long): twice the age limit, plus a minute. `None` without an age limit (the room's last
+    /// messages are kept for good).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use ws_endpoint::history::History;
+    /// let h = History::last(10).max_age(Duration::from_secs(5));
+    /// assert_eq!(h.quiet_room_kept(), Some(Duration::from_secs(70)));
+    /// assert_eq!(History::last(10).quiet_room_kept(), None);
+    /// ```
+    pub fn quiet_room_kept(&self) -> Option<Duration> {
+        self.max_age.map(|age| age * 2 + Duration::from_secs(60))
     }
 
     /// The most messages kept per room.
@@ -186,12 +206,26 @@ impl fmt::Display for MessageId {
 }
 
 impl MessageId {
-    /// The first id of this id's millisecond.
+    /// The id at full width, both numbers zero-padded to 20 digits (41 bytes, the
+    /// placeholder's length): how it is written into binary messages. It parses to the same
+    /// id.
+    ///
+    /// ```
+    /// use ws_endpoint::history::MessageId;
+    /// let id: MessageId = "1764669600000-3".parse().unwrap();
+    /// assert_eq!(id.fixed_width(), "00000001764669600000-00000000000000000003");
+    /// assert_eq!(id.fixed_width().parse::<MessageId>().unwrap(), id);
+    /// ```
+    pub fn fixed_width(&self) -> String {
+        format!("{:020}-{:020}", self.ms, self.seq)
+    }
+
+    /// The greatest id before millisecond `ms`: every id of `ms` or later is greater.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn millisecond(&self) -> MessageId {
+    pub(crate) fn before_millisecond(ms: u64) -> MessageId {
         MessageId {
-            ms: self.ms,
-            seq: 0,
+            ms: ms.saturating_sub(1),
+            seq: u64::MAX,
         }
     }
 }
@@ -250,16 +284,34 @@ impl<'de> serde::Deserialize<'de> for MessageId {
 /// a placeholder, random per process, that is replaced by the id in the bytes of the message.
 /// So use the mark only to format or serialise it into the message (any number of times),
 /// not to compute with (`to_string().len()` is the placeholder's).
+///
+/// In a text message the id replaces it in its short form (`1764669600000-3`). In a binary
+/// message it is written at full width ([`MessageId::fixed_width`]), exactly as long as the
+/// placeholder (41 bytes), so formats that prefix a string with its length (MessagePack, CBOR
+/// through [`crate::codec`]) stay valid; the full width parses back to the same id.
 #[derive(Debug)]
 pub struct IdMark(());
 
+/// The placeholder: `wsid` and 37 random hex digits, 41 bytes, as long as an id written at
+/// full width ([`MessageId::fixed_width`]: 20 digits, `-`, 20 digits), so that a binary
+/// message whose format prefixes strings with their length (MessagePack, CBOR) stays valid
+/// when the id replaces it.
 static PLACEHOLDER: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "wsid{:016x}{:016x}",
+    let s = format!(
+        "wsid{:016x}{:016x}{:05x}",
         rand::random::<u64>(),
-        rand::random::<u64>()
-    )
+        rand::random::<u64>(),
+        rand::random::<u32>() & 0xf_ffff
+    );
+    debug_assert_eq!(s.len(), FIXED_WIDTH);
+    s
 });
+
+/// The longest age limit, ten years (Redis's expiry arithmetic stays far from overflowing).
+const MAX_AGE: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// The length of an id written at full width, and of the placeholder.
+const FIXED_WIDTH: usize = 41;
 
 impl fmt::Display for IdMark {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -318,7 +370,12 @@ impl Template {
         if let [only] = self.parts.as_slice() {
             return OutFrame::new(opcode, only.clone());
         }
-        let id = id.to_string();
+        // Text (JSON): the short form. Binary: the full width, as long as the placeholder.
+        let id = if self.text {
+            id.to_string()
+        } else {
+            id.fixed_width()
+        };
         let len =
             self.parts.iter().map(Bytes::len).sum::<usize>() + id.len() * (self.parts.len() - 1);
         let mut out = Vec::with_capacity(len);
@@ -489,10 +546,11 @@ struct Local {
 
 /// A room's history: its recent messages, and the newest id trimmed away (a client that saw
 /// it has missed nothing that was trimmed).
-#[derive(Default)]
 struct LocalRoom {
     entries: VecDeque<Entry>,
     trimmed: Option<MessageId>,
+    /// When the newest message was appended.
+    newest_at: Instant,
 }
 
 struct Entry {
@@ -526,18 +584,32 @@ impl Local {
     /// have been quiet longer than their age limit.
     fn append(&mut self, key: (TypeId, String), entry: Entry, history: History) {
         let now = entry.at;
-        let room = self.rooms.entry(key).or_default();
+        let room = self.rooms.entry(key).or_insert_with(|| LocalRoom {
+            entries: VecDeque::new(),
+            trimmed: None,
+            newest_at: now,
+        });
         room.entries.push_back(entry);
+        room.newest_at = now;
         room.trim(history, now);
         self.recorded += 1;
         if self.recorded.is_multiple_of(1024) {
-            self.rooms.retain(|(endpoint, _), room| {
-                if let Some(h) = settings_of(*endpoint) {
-                    room.trim(h, now);
-                }
-                !room.entries.is_empty()
-            });
+            self.sweep(now);
         }
+    }
+
+    /// Forgets the rooms whose messages have all aged out and that have been quiet for
+    /// longer than [`History::quiet_room_kept`].
+    fn sweep(&mut self, now: Instant) {
+        self.rooms.retain(|(endpoint, _), room| {
+            let Some(h) = settings_of(*endpoint) else {
+                return false; // not kept (rooms are recorded only with settings)
+            };
+            room.trim(h, now);
+            !room.entries.is_empty()
+                || h.quiet_room_kept()
+                    .is_none_or(|kept| now.saturating_duration_since(room.newest_at) <= kept)
+        });
     }
 
     fn after(
@@ -644,17 +716,12 @@ impl Hub {
                 .await
                 .map_err(HistoryError::Unavailable);
         }
-        Ok(self.record_here(room, template, history).0)
+        Ok(self.record_here(room, template, history))
     }
 
     /// The in-process history: the id, the append and the delivery in one step under its
     /// lock, so that every member receives the room's messages in id order.
-    fn record_here(
-        &self,
-        room: &str,
-        template: Template,
-        history: History,
-    ) -> (MessageId, Delivery) {
+    fn record_here(&self, room: &str, template: Template, history: History) -> MessageId {
         let mut local = local();
         let id = local.next_id(now_ms());
         let frame = template.fill(&id);
@@ -667,9 +734,9 @@ impl Hub {
             },
             history,
         );
-        let (delivery, _) = deliver_to(*self, room, id, frame, history);
+        deliver_to(*self, room, id, frame, history);
         drop(local);
-        (id, delivery)
+        id
     }
 }
 
@@ -691,15 +758,10 @@ enum Phase {
 }
 
 /// Delivers a recorded message to the members of `room` of endpoint `hub` here: queued as a
-/// broadcast, except for members whose replay of the room runs (held) or just ended (skipped
-/// if already replayed). Returns the broadcast's delivery and how many members there were.
-fn deliver_to(
-    hub: Hub,
-    room: &str,
-    id: MessageId,
-    frame: OutFrame,
-    history: History,
-) -> (Delivery, usize) {
+/// broadcast that is never dropped (a member with no room for it is closed:
+/// [`hub::deliver_recorded`]), except for members whose replay of the room runs (held) or
+/// just ended (skipped if already replayed). Returns how many members there were.
+fn deliver_to(hub: Hub, room: &str, id: MessageId, frame: OutFrame, history: History) -> usize {
     let members = hub.room_members(room);
     let count = members.len();
     let mut live = Vec::with_capacity(members.len());
@@ -729,7 +791,16 @@ fn deliver_to(
             live.push(member);
         }
     }
-    (hub::deliver(&live, &frame), count)
+    hub::deliver_recorded(&live, &frame);
+    count
+}
+
+/// Why a session whose replay fell too far behind is closed (1008).
+fn behind_reason() -> CloseReason {
+    CloseReason::new(
+        CloseCode::Policy,
+        "slow consumer: too far behind during a replay",
+    )
 }
 
 /// Closes `session` with `reason`: its close frame follows what is queued.
@@ -772,7 +843,7 @@ pub(crate) fn deliver_recorded(
     let Some(history) = hub.history() else {
         return 0;
     };
-    deliver_to(hub, room, id, template.fill(&id), history).1
+    deliver_to(hub, room, id, template.fill(&id), history)
 }
 
 /// The rooms with members here, of the endpoints that keep a history: `(endpoint name, room)`.
@@ -827,12 +898,8 @@ struct Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        let held = self.release(self.last);
-        for (_, frame) in held {
-            hub::deliver(std::slice::from_ref(&self.session), &frame);
+        if !self.done {
+            self.release(self.last);
         }
     }
 }
@@ -864,21 +931,35 @@ impl Guard {
         })
     }
 
-    /// Ends the hold at once, returning whatever was held after `last`.
-    fn release(&mut self, last: Option<MessageId>) -> Vec<(MessageId, OutFrame)> {
+    /// Ends the hold at once (the replay was dropped or cancelled): queues whatever was held
+    /// after `last`, as live recorded messages are (never waiting; a session with no room is
+    /// closed), under the properties' lock, so that no live message can overtake them. A
+    /// session that fell too far behind is closed as a finished replay's would be.
+    fn release(&mut self, last: Option<MessageId>) {
         self.done = true;
-        self.session.with_property_default::<Replays, _>(|replays| {
-            let held = match replays.0.remove(&self.room) {
-                Some(Phase::Holding { held, .. }) => held,
-                _ => VecDeque::new(),
+        let session = &self.session;
+        let behind = session.with_property_default::<Replays, _>(|replays| {
+            let (held, overflow) = match replays.0.remove(&self.room) {
+                Some(Phase::Holding { held, overflow }) => (held, overflow),
+                _ => (VecDeque::new(), false),
             };
+            if overflow {
+                return true;
+            }
             if let Some(after) = last {
                 replays.0.insert(self.room.clone(), Phase::Live { after });
             }
-            held.into_iter()
+            for (_, frame) in held
+                .into_iter()
                 .filter(|(id, _)| last.is_none_or(|l| *id > l))
-                .collect()
-        })
+            {
+                hub::deliver_recorded(std::slice::from_ref(session), &frame);
+            }
+            false
+        });
+        if behind {
+            close(session, &behind_reason());
+        }
     }
 
     /// Sends the held messages (as they come: more may be held while these are sent) until
@@ -890,11 +971,7 @@ impl Guard {
                 Some(batch) => batch,
                 None => {
                     self.done = true;
-                    let reason = CloseReason::new(
-                        CloseCode::Policy,
-                        "slow consumer: too far behind during a replay",
-                    );
-                    close(&self.session, &reason);
+                    close(&self.session, &behind_reason());
                     return Err(HistoryError::Behind);
                 }
             };
@@ -955,8 +1032,7 @@ impl Session {
             done: false,
         };
         if !self.join(room) {
-            let mut guard = guard;
-            guard.release(None);
+            drop(guard); // ends the hold
             return Err(SendError::Closed.into());
         }
         Ok(Replay {
@@ -1080,6 +1156,45 @@ mod tests {
         ));
     }
 
+    /// A room quiet for longer than its age limit: its messages are gone, but a client that
+    /// saw the newest has missed nothing, until the room is forgotten.
+    #[test]
+    fn a_quiet_room_remembers_its_newest_id_for_a_while() {
+        struct Quiet;
+        let h = History::last(3).max_age(Duration::from_secs(10));
+        Hub::for_type(TypeId::of::<Quiet>(), "quiet").keep_history(h);
+        let mut l = Local::default();
+        let t0 = Instant::now();
+        let key = (TypeId::of::<Quiet>(), "q".to_owned());
+        let ids: Vec<MessageId> = (0..2)
+            .map(|i| {
+                let e = entry(&mut l, 1000 + i, t0);
+                let id = e.id;
+                l.append(key.clone(), e, h);
+                id
+            })
+            .collect();
+        let quiet = t0 + Duration::from_secs(30); // aged out, still remembered (80 s)
+        l.sweep(quiet);
+        assert!(matches!(l.after(&key, ids[1], h, quiet), Found::After(v) if v.is_empty()));
+        // who saw only the first missed the second, which aged out
+        assert!(matches!(
+            l.after(&key, ids[0], h, quiet),
+            Found::Missing(None)
+        ));
+        let forgotten = t0 + Duration::from_secs(81);
+        l.sweep(forgotten);
+        assert!(l.rooms.is_empty());
+        assert!(matches!(
+            l.after(&key, ids[1], h, forgotten),
+            Found::Missing(None)
+        ));
+        // ages are clamped: no overflow in a store's expiry arithmetic
+        let long = History::last(1).max_age(Duration::MAX);
+        assert_eq!(long.age_limit(), Some(MAX_AGE));
+        assert!(long.quiet_room_kept().is_some());
+    }
+
     #[test]
     fn marks_become_the_id_everywhere_they_were_formatted() {
         let msg = format!(
@@ -1107,6 +1222,39 @@ mod tests {
         let t = Template::new(Message::Binary(Bytes::from_static(b"\0\x01"))).unwrap();
         assert_eq!(&t.fill(&id).payload[..], b"\0\x01");
         assert_eq!(t.fill(&id).opcode, OpCode::Binary);
+    }
+
+    /// MessagePack and CBOR prefix a string with its length: the id written into a binary
+    /// message is exactly as long as the placeholder, so the message still decodes, and its id
+    /// parses back.
+    #[cfg(all(feature = "msgpack", feature = "cbor"))]
+    #[test]
+    fn marks_in_length_prefixed_binary_formats_keep_the_message_valid() {
+        use crate::codec::{Cbor, MsgPack};
+        #[derive(serde::Deserialize)]
+        struct Msg {
+            id: String,
+            text: String,
+        }
+        let id: MessageId = "1764669600000-12".parse().unwrap();
+        let value = || serde_json::json!({ "id": IdMark(()), "text": "hi" });
+        let check = |msg: Msg| {
+            assert_eq!(msg.text, "hi");
+            assert_eq!(msg.id.parse::<MessageId>().unwrap(), id);
+            assert_eq!(msg.id.len(), PLACEHOLDER.len());
+        };
+        let t = Template::new(MsgPack(value()).into_message().unwrap()).unwrap();
+        assert_eq!(t.parts.len(), 2);
+        check(rmp_serde::from_slice(&t.fill(&id).payload).unwrap());
+        let t = Template::new(Cbor(value()).into_message().unwrap()).unwrap();
+        check(ciborium::from_reader(&t.fill(&id).payload[..]).unwrap());
+        // the largest id too
+        let max = MessageId {
+            ms: u64::MAX,
+            seq: u64::MAX,
+        };
+        assert_eq!(max.fixed_width().len(), PLACEHOLDER.len());
+        assert_eq!(max.fixed_width().parse::<MessageId>().unwrap(), max);
     }
 
     #[test]

@@ -462,7 +462,21 @@ pub(crate) fn deliver_remote(endpoint: &str, target: RemoteTarget, text: bool, p
     deliver(&targets, &OutFrame::new(opcode, payload));
 }
 
+/// Queues a broadcast for `targets`, never waiting: a session whose queue is full gets the
+/// endpoint's `slow_consumer` policy.
 pub(crate) fn deliver(targets: &[Session], frame: &OutFrame) -> Delivery {
+    deliver_or(targets, frame, None)
+}
+
+/// Queues a recorded room message ([`crate::history`]) for `targets`, never waiting and never
+/// dropping it: a session whose queue is full is closed (1008, as by `slow_consumer =
+/// "close"`) whatever its endpoint's policy, since a silent gap would break the history's
+/// promise; its client reconnects with the last id it saw and gets the rest.
+pub(crate) fn deliver_recorded(targets: &[Session], frame: &OutFrame) -> Delivery {
+    deliver_or(targets, frame, Some(SlowConsumer::Close))
+}
+
+fn deliver_or(targets: &[Session], frame: &OutFrame, policy: Option<SlowConsumer>) -> Delivery {
     let mut delivery = Delivery::default();
     // Compressed once per set of permessage-deflate parameters, not once per session.
     let mut shared = Shared::new(frame.clone());
@@ -471,19 +485,21 @@ pub(crate) fn deliver(targets: &[Session], frame: &OutFrame) -> Delivery {
             Ok(()) => delivery.sent += 1,
             Err(Refused::Closed) => delivery.closed += 1,
             // Full, or behind a message being sent in parts with the budget used up.
-            Err(Refused::Full(_) | Refused::Behind(_)) => match session.inner.slow_consumer {
-                SlowConsumer::DropMessages => {
-                    session.inner.metrics.dropped.increment(1);
-                    delivery.dropped += 1
+            Err(Refused::Full(_) | Refused::Behind(_)) => {
+                match policy.unwrap_or(session.inner.slow_consumer) {
+                    SlowConsumer::DropMessages => {
+                        session.inner.metrics.dropped.increment(1);
+                        delivery.dropped += 1
+                    }
+                    SlowConsumer::Close => {
+                        session.inner.abort(CloseReason::new(
+                            CloseCode::Policy,
+                            "slow consumer: outbound queue full",
+                        ));
+                        delivery.closed += 1;
+                    }
                 }
-                SlowConsumer::Close => {
-                    session.inner.abort(CloseReason::new(
-                        CloseCode::Policy,
-                        "slow consumer: outbound queue full",
-                    ));
-                    delivery.closed += 1;
-                }
-            },
+            }
         }
     }
     delivery

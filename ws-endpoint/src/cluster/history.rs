@@ -7,20 +7,24 @@
 //!
 //! - **Record** (one Lua script, atomic): `XADD … MAXLEN N *` (Redis assigns the id), trim by
 //!   age (`XTRIM MINID`, the id's milliseconds minus the age limit) and let the stream expire
-//!   when the room is quiet that long (`PEXPIRE`), then `PUBLISH` the message with its id on
-//!   [`CHANNEL`](super::CHANNEL). Append and publish are one step, so the channel carries the
-//!   room's messages in the stream's order, and every process delivers them in that order.
-//!   The newest id trimmed away is kept beside the stream (`ws-endpoint:history-trimmed:…`):
-//!   a client that saw it has missed nothing.
+//!   when the room has been quiet for [`History::quiet_room_kept`] (`PEXPIRE`), then
+//!   `PUBLISH` the message with its id on [`CHANNEL`](super::CHANNEL). Append and publish are
+//!   one step, so the channel carries the room's messages in the stream's order, and every
+//!   process delivers them in that order. The newest id trimmed away is kept beside the stream
+//!   (`ws-endpoint:history-trimmed:…`): a client that saw it has missed nothing, which is also
+//!   how a quiet room whose messages all aged out still answers for its newest id.
 //! - **Read** (one Lua script): trim by age (Redis's clock), check that `since` is in the
-//!   stream or is the newest trimmed id, then `XRANGE` after it (at most N entries); or, when
-//!   `since` is missing, the oldest id.
+//!   stream or is the newest trimmed id, then `XRANGE` after it (all of it: the stream is
+//!   bounded); or, when `since` is missing, the oldest id.
 //! - Every call waits at most [`CALL_TIMEOUT`] for Redis.
 //! - **Catch-up**: the subscriber remembers the last recorded id it delivered per room with
-//!   members here, and the newest id it saw on the channel; when its connection to Redis was
-//!   lost and renewed, it reads what each room with members here got meanwhile from its stream
-//!   (after the last id delivered, or from the newest id's millisecond for a room it had
-//!   delivered nothing to) before going on, and skips what it already delivered.
+//!   members here, and the newest id it saw on the channel (from Redis's clock when it
+//!   subscribed); when its connection to Redis was lost and renewed, it reads what each room
+//!   with members here got meanwhile from its stream (after the last id delivered, or after
+//!   the newest id seen for a room it had delivered nothing to) before going on, and skips
+//!   what it already delivered. Where that cannot be done (the stream lost the id, more than
+//!   it keeps was recorded meanwhile, Redis did not answer), the room's members here are
+//!   closed with 1012: their clients reconnect with their last id and are told.
 
 use redis::{aio::ConnectionManager, Script, Value};
 
@@ -28,7 +32,7 @@ use crate::history::{Found, History, MessageId, Store, StoreFuture, Template};
 
 /// Appends a message, trims, publishes. KEYS: stream, channel, trimmed marker (the newest id
 /// trimmed away). ARGV: max messages, age limit in ms (0: none), kind, template, envelope
-/// head. Returns the id.
+/// head, how long a quiet room is kept in ms ([`History::quiet_room_kept`]). Returns the id.
 const RECORD: &str = r"
 local max = tonumber(ARGV[1])
 local len = redis.call('XLEN', KEYS[1])
@@ -46,17 +50,26 @@ if age > 0 then
     redis.call('SET', KEYS[3], old[1][1])
     redis.call('XTRIM', KEYS[1], 'MINID', minid)
   end
-  redis.call('PEXPIRE', KEYS[1], age)
-  redis.call('PEXPIRE', KEYS[3], age)
+  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  redis.call('PEXPIRE', KEYS[3], ARGV[6])
 end
 redis.call('PUBLISH', KEYS[2], ARGV[5] .. id .. ' ' .. ARGV[4])
 return id
 ";
 
 /// Reads after `since`. KEYS: stream, trimmed marker. ARGV: since, age limit in ms (0: none),
-/// max messages. Returns `{1, entries}` when `since` is in the stream or is the newest id
-/// trimmed from it, else `{0}` or `{0, oldest id}`.
+/// how long a quiet room is kept in ms, mode. Mode `after`: `since` is the room's message that
+/// a client saw last; returns `{1, entries}` when it is in the stream or is the newest id
+/// trimmed from it (nothing after it is lost), else `{0}` or `{0, oldest id}`. Mode `seen`:
+/// `since` is an id seen on the channel, of any room; returns `{1, entries after it}`, or
+/// `{0}` if a message after it was trimmed away (lost for whoever had not got it).
 const READ: &str = r"
+local function later(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am > bm or (am == bm and as > bs)
+end
 local age = tonumber(ARGV[2])
 if age > 0 then
   local t = redis.call('TIME')
@@ -64,12 +77,17 @@ if age > 0 then
   local minid = string.format('%.0f', now - age) .. '-0'
   local old = redis.call('XREVRANGE', KEYS[1], '(' .. minid, '-', 'COUNT', 1)
   if #old > 0 then
-    redis.call('SET', KEYS[2], old[1][1], 'PX', age)
+    redis.call('SET', KEYS[2], old[1][1], 'PX', ARGV[3])
     redis.call('XTRIM', KEYS[1], 'MINID', minid)
   end
 end
+local trimmed = redis.call('GET', KEYS[2])
+if ARGV[4] == 'seen' then
+  if trimmed and later(trimmed, ARGV[1]) then return {0} end
+  return {1, redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+')}
+end
 local from
-if redis.call('GET', KEYS[2]) == ARGV[1] then
+if trimmed == ARGV[1] then
   from = '-'
 elseif #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 1 then
   from = '(' .. ARGV[1]
@@ -78,7 +96,7 @@ else
   if #first == 0 then return {0} end
   return {0, first[1][1]}
 end
-return {1, redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', ARGV[3])}
+return {1, redis.call('XRANGE', KEYS[1], from, '+')}
 ";
 
 pub(super) struct RedisStore {
@@ -96,12 +114,22 @@ fn keys(endpoint: &str, room: &str) -> (Vec<u8>, Vec<u8>) {
     (key("history"), key("history-trimmed"))
 }
 
+/// What `since` is to [`READ`].
+#[derive(Clone, Copy)]
+enum Since {
+    /// The room's message that a client (or this process) got last.
+    Got,
+    /// An id seen on the channel, of any room: this process got every message before it.
+    Seen,
+}
+
 /// Runs [`READ`] for `room` after `since`.
 async fn read_room(
     manager: &mut ConnectionManager,
     endpoint: &str,
     room: &str,
     since: MessageId,
+    mode: Since,
     history: History,
 ) -> Result<Found, String> {
     static SCRIPT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| Script::new(READ));
@@ -112,7 +140,11 @@ async fn read_room(
         .key(trimmed)
         .arg(since.to_string())
         .arg(age_ms(history))
-        .arg(history.max_messages())
+        .arg(kept_ms(history))
+        .arg(match mode {
+            Since::Got => "after",
+            Since::Seen => "seen",
+        })
         .invoke_async::<Value>(manager);
     let reply = bounded(call).await?;
     parse_read(reply).ok_or_else(|| "unexpected reply from Redis".to_owned())
@@ -135,6 +167,13 @@ fn age_ms(history: History) -> u64 {
     history
         .age_limit()
         .map(|a| (a.as_millis() as u64).max(1))
+        .unwrap_or(0)
+}
+
+fn kept_ms(history: History) -> u64 {
+    history
+        .quiet_room_kept()
+        .map(|a| a.as_millis() as u64)
         .unwrap_or(0)
 }
 
@@ -169,6 +208,7 @@ impl Store for RedisStore {
                 .arg(if template.text { "t" } else { "b" })
                 .arg(template.encode())
                 .arg(head)
+                .arg(kept_ms(history))
                 .invoke_async::<String>(&mut manager);
             let id = bounded(call).await?;
             id.parse()
@@ -185,7 +225,9 @@ impl Store for RedisStore {
     ) -> StoreFuture<Found> {
         let mut manager = self.manager.clone();
         let room = room.to_owned();
-        Box::pin(async move { read_room(&mut manager, endpoint, &room, since, history).await })
+        Box::pin(async move {
+            read_room(&mut manager, endpoint, &room, since, Since::Got, history).await
+        })
     }
 }
 
@@ -243,27 +285,6 @@ pub(super) fn parse_entries(v: &Value) -> Option<Vec<(MessageId, Template)>> {
     Some(out)
 }
 
-/// Reads the room's entries from `start` on (inclusive), at most `max_messages`.
-async fn read_from(
-    manager: &mut ConnectionManager,
-    endpoint: &str,
-    room: &str,
-    start: MessageId,
-    history: History,
-) -> Result<Vec<(MessageId, Template)>, String> {
-    let (stream, _) = keys(endpoint, room);
-    let mut cmd = redis::cmd("XRANGE");
-    let call = cmd
-        .arg(stream)
-        .arg(start.to_string())
-        .arg("+")
-        .arg("COUNT")
-        .arg(history.max_messages())
-        .query_async::<Value>(manager);
-    let reply = bounded(call).await?;
-    parse_entries(&reply).ok_or_else(|| "unexpected reply from Redis".to_owned())
-}
-
 /// What the subscriber has delivered, to skip what it already delivered and to catch up after
 /// a lost connection.
 #[derive(Default)]
@@ -306,12 +327,24 @@ impl Delivered {
         self.last.retain(|k, _| here.contains(k));
     }
 
+    /// Starts from an id of Redis's clock taken when the subscription began (`None` if it
+    /// could not be read): whatever is recorded after it, this process either gets on the
+    /// channel or catches up on.
+    pub(super) fn starting_at(start: Option<MessageId>) -> Self {
+        Delivered {
+            newest: start,
+            ..Default::default()
+        }
+    }
+
     /// After a lost connection: delivers what each room with members here got in the
     /// meantime, from its stream: after the last id delivered here, or, for a room that got
-    /// nothing here yet, from the newest id seen on the channel (its millisecond) on. A room
-    /// whose stream no longer holds the last id delivered here (Redis lost it) has members who
-    /// may have missed messages: they are closed with 1012, so that their clients reconnect
-    /// and learn that their history is gone.
+    /// nothing here yet, after the newest id seen on the channel (or the subscription's
+    /// start). Members of a room that may have missed messages nobody can replay are closed
+    /// with 1012, so that their clients reconnect and learn it from their last id: when the
+    /// stream no longer holds the last id delivered here (Redis lost it, or more than
+    /// `max_messages` were recorded meanwhile), when a message after the newest id seen was
+    /// trimmed away, or when the stream could not be read.
     pub(super) async fn catch_up(&mut self, manager: &mut ConnectionManager) {
         self.forget_empty_rooms();
         for (endpoint, room) in crate::history::rooms_with_members() {
@@ -320,30 +353,31 @@ impl Delivered {
             };
             let history = hub.history().unwrap_or_default();
             let key = (endpoint.to_owned(), room.clone());
-            let missed = match (self.last.get(&key).copied(), self.newest) {
-                (Some(last), _) => match read_room(manager, endpoint, &room, last, history).await {
-                    Ok(Found::After(missed)) => Ok(missed),
-                    Ok(Found::Missing(_)) => {
-                        tracing::warn!(%room, "room history lost in Redis; closing its members here");
-                        crate::history::history_lost(hub, &room);
-                        self.last.remove(&key);
-                        continue;
-                    }
-                    Err(err) => Err(err),
-                },
-                (None, Some(newest)) => {
-                    read_from(manager, endpoint, &room, newest.millisecond(), history).await
+            let (since, mode) = match (self.last.get(&key).copied(), self.newest) {
+                (Some(last), _) => (last, Since::Got),
+                (None, Some(newest)) => (newest, Since::Seen),
+                (None, None) => {
+                    // Redis's clock could not be read at the start: nothing to read from.
+                    tracing::warn!(%room, "cannot tell what the room missed; closing its members here");
+                    crate::history::history_lost(hub, &room);
+                    continue;
                 }
-                (None, None) => continue, // nothing was ever recorded while we listened
             };
-            match missed {
-                Ok(missed) => {
+            match read_room(manager, endpoint, &room, since, mode, history).await {
+                Ok(Found::After(missed)) => {
                     for (id, template) in missed {
                         self.deliver(endpoint, &room, id, &template);
                     }
                 }
+                Ok(Found::Missing(_)) => {
+                    tracing::warn!(%room, "room messages lost in Redis during the outage; closing its members here");
+                    crate::history::history_lost(hub, &room);
+                    self.last.remove(&key);
+                }
                 Err(err) => {
-                    tracing::warn!(%room, %err, "could not catch up on a room after an outage")
+                    tracing::warn!(%room, %err, "could not catch up on a room after an outage; closing its members here");
+                    crate::history::history_lost(hub, &room);
+                    self.last.remove(&key);
                 }
             }
         }

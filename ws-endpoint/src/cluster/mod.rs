@@ -220,6 +220,20 @@ pub async fn connect_redis_with(url: &str, settings: ClusterConfig) -> Result<()
         .set_number_of_retries(usize::MAX / 2);
     let mut manager = client.get_connection_manager_with_config(config).await?;
     manager.subscribe(CHANNEL).await?;
+    // Redis's clock once subscribed: every message recorded from here on is either received
+    // on the channel or, after an outage, read back from its room's stream.
+    let start = match redis::cmd("TIME")
+        .query_async::<(u64, u64)>(&mut manager)
+        .await
+    {
+        Ok((secs, micros)) => Some(crate::history::MessageId::before_millisecond(
+            secs * 1000 + micros / 1000,
+        )),
+        Err(err) => {
+            tracing::warn!(%err, "could not read Redis's clock");
+            None
+        }
+    };
 
     let (tx, rx) = mpsc::channel(PUBLISH_QUEUE);
     let node = node_id();
@@ -241,7 +255,7 @@ pub async fn connect_redis_with(url: &str, settings: ClusterConfig) -> Result<()
     }));
     tokio::spawn(presence::run(manager.clone(), settings));
     tokio::spawn(publisher(manager, rx));
-    tokio::spawn(subscriber(push_rx, node));
+    tokio::spawn(subscriber(push_rx, node, start));
     tracing::info!(channel = CHANNEL, "connected to Redis");
     Ok(())
 }
@@ -285,8 +299,12 @@ async fn publisher(
     }
 }
 
-async fn subscriber(mut push_rx: mpsc::UnboundedReceiver<redis::PushInfo>, node: [u8; 16]) {
-    let mut delivered = history::Delivered::default();
+async fn subscriber(
+    mut push_rx: mpsc::UnboundedReceiver<redis::PushInfo>,
+    node: [u8; 16],
+    start: Option<crate::history::MessageId>,
+) {
+    let mut delivered = history::Delivered::starting_at(start);
     // The connection was lost: recorded messages published meanwhile were missed here.
     let mut lost = false;
     while let Some(push) = push_rx.recv().await {
