@@ -605,26 +605,26 @@ fn redis_cli(port: u16, admin: bool, args: &[&str]) -> String {
 }
 
 /// A server is kept away from Redis (its connection cut, and the servers' user disabled so that
-/// it cannot come back) while another records into a room in which the first has a member but
-/// has delivered nothing yet: when it is back, it reads that room's stream from the newest id it
-/// had seen on the channel, and its member gets every message once, in order.
+/// it cannot come back) while another records into rooms in which the first has members but
+/// has delivered nothing yet, and has seen nothing on the channel at all: when it is back, it
+/// reads those rooms' streams from Redis's clock at the time it subscribed. In `/rec` (which
+/// keeps 1,000) its member gets every message once, in order; in `/short` (which keeps 5) 8
+/// were recorded, so 3 are lost for good and its member is closed with 1012 (its client then
+/// reconnects with its last id and is told).
 #[tokio::test]
 async fn a_server_kept_away_catches_up_on_rooms_it_had_delivered_nothing_to() {
     let redis_port = free_port();
     let _redis = start_redis(redis_port);
     let (node_a, a) = start_node(redis_port);
     let (_node_b, b) = start_node(redis_port);
-    // a message in another room, so that A has seen the channel's newest id
-    let mut warm = connect(&format!("ws://{b}/rec/warm")).await;
-    assert_eq!(recv_text(&mut warm).await, "welcome");
-    let mut warm_a = connect(&format!("ws://{a}/rec/warm")).await;
-    assert_eq!(recv_text(&mut warm_a).await, "welcome");
-    send_text(&mut warm, "say:hello").await;
-    assert_eq!(recorded(&recv_text(&mut warm_a).await).1, "hello");
     let mut ada = connect(&format!("ws://{a}/rec/fresh")).await;
     assert_eq!(recv_text(&mut ada).await, "welcome");
     let mut bob = connect(&format!("ws://{b}/rec/fresh")).await;
     assert_eq!(recv_text(&mut bob).await, "welcome");
+    let mut cy = connect(&format!("ws://{a}/short/over")).await;
+    assert_eq!(recv_text(&mut cy).await, "welcome");
+    let mut dee = connect(&format!("ws://{b}/short/over")).await;
+    assert_eq!(recv_text(&mut dee).await, "welcome");
 
     let port = redis_port;
     redis_cli(
@@ -646,6 +646,10 @@ async fn a_server_kept_away_catches_up_on_rooms_it_had_delivered_nothing_to() {
         send_text(&mut bob, &format!("say:m{i}")).await;
         assert_eq!(recorded(&recv_text(&mut bob).await).1, format!("m{i}"));
     }
+    for i in 0..8 {
+        send_text(&mut dee, &format!("say:s{i}")).await;
+        assert_eq!(recorded(&recv_text(&mut dee).await).1, format!("s{i}"));
+    }
     assert!(
         silent(&mut ada).await,
         "A is away: nothing can reach ada yet"
@@ -656,5 +660,60 @@ async fn a_server_kept_away_catches_up_on_rooms_it_had_delivered_nothing_to() {
     }
     send_text(&mut bob, "say:live").await;
     assert_eq!(recorded(&recv_text(&mut ada).await).1, "live");
+    assert!(silent(&mut ada).await, "ada got something twice");
+    // cy cannot get s0..s2 any more: closed, not left with a gap
+    match tokio::time::timeout(Duration::from_secs(10), cy.next()).await {
+        Ok(Some(Ok(Message::Close(Some(frame))))) => assert_eq!(u16::from(frame.code), 1012),
+        other => panic!("cy: {other:?} instead of a 1012 close"),
+    }
+}
+
+/// A room with an age limit (300 ms) goes quiet for longer than that, so its messages age
+/// out; then a server's subscription is cut. Nothing was lost: its member stays and gets the
+/// next message, and a client that saw the last one resumes with nothing to replay.
+#[tokio::test]
+async fn a_quiet_room_whose_messages_aged_out_loses_nothing_across_a_cut() {
+    let redis_port = free_port();
+    let _redis = start_redis(redis_port);
+    let (node_a, a) = start_node(redis_port);
+    let (_node_b, b) = start_node(redis_port);
+    let mut ada = connect(&format!("ws://{a}/brief/quiet")).await;
+    assert_eq!(recv_text(&mut ada).await, "welcome");
+    let mut bob = connect(&format!("ws://{b}/brief/quiet")).await;
+    assert_eq!(recv_text(&mut bob).await, "welcome");
+    send_text(&mut bob, "say:m1").await;
+    let (m1, _) = recorded(&recv_text(&mut ada).await);
+    assert_eq!(recorded(&recv_text(&mut bob).await).0, m1);
+    // until Redis's clock is past m1's age limit
+    let ms: u64 = m1.split('-').next().unwrap().parse().unwrap();
+    loop {
+        let time = redis_cli(redis_port, false, &["TIME"]);
+        let mut t = time.lines().map(|l| l.trim().parse::<u64>().unwrap());
+        let now = t.next().unwrap() * 1000 + t.next().unwrap() / 1000;
+        if now > ms + 400 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let a_port = local_port_to(node_a.0.id(), redis_port).expect("A's connection to Redis");
+    let addr = format!("127.0.0.1:{a_port}");
+    assert_eq!(
+        redis_cli(redis_port, false, &["CLIENT", "KILL", "ADDR", &addr]),
+        "1"
+    );
+    send_text(&mut bob, "say:m2").await;
+    assert_eq!(recorded(&recv_text(&mut bob).await).1, "m2");
+    assert_eq!(
+        recorded(&recv_text(&mut ada).await).1,
+        "m2",
+        "ada is still a member after A caught up"
+    );
+    // who saw m1 (aged out, then trimmed when m2 was recorded) gets m2
+    let mut cy = connect(&format!("ws://{b}/brief/quiet?since={m1}")).await;
+    assert_eq!(recv_text(&mut cy).await, "welcome");
+    assert_eq!(recorded(&recv_text(&mut cy).await).1, "m2");
+    send_text(&mut bob, "say:m3").await;
+    assert_eq!(recorded(&recv_text(&mut cy).await).1, "m3");
+    assert_eq!(recorded(&recv_text(&mut ada).await).1, "m3");
     assert!(silent(&mut ada).await, "ada got something twice");
 }

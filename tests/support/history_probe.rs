@@ -7,7 +7,8 @@
 //! `say:X` records X in the room; `burst:N:P` records `P0` … `P{N-1}`, one after the other,
 //! yielding between them (other sessions' handlers run meanwhile); `nohist:X` tries to record
 //! on an endpoint without history (`error:…`); `pad:N:SIZE` records `p0:xx…` … (SIZE `x`s)
-//! like `burst`. `/tight/{room}` is `/rec` with an 8 KiB outbound budget.
+//! like `burst`. `/tight/{room}` is `/rec` with an 8 KiB outbound budget; `/brief/{room}`
+//! keeps messages for 300 ms.
 
 use serde::Deserialize;
 use ws_endpoint::history::{History, MessageId};
@@ -158,8 +159,30 @@ impl Tight {
     }
 }
 
+/// A history with an age limit of 300 ms (rooms go quiet fast).
+pub struct Brief {
+    room: String,
+}
+
+#[server_endpoint("/brief/{room}", heartbeat = false)]
+impl Brief {
+    #[on_open]
+    async fn open(session: &Session, #[path_param] room: String, q: web::Query<Since>) -> Self {
+        Brief::hub()
+            .keep_history(History::last(1000).max_age(std::time::Duration::from_millis(300)));
+        open(session, &room, &q).await;
+        Brief { room }
+    }
+
+    #[on_message]
+    async fn text(&mut self, msg: String) -> Option<String> {
+        command(Brief::hub(), &self.room, &msg).await
+    }
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(Rec::endpoint())
         .service(Short::endpoint())
-        .service(Tight::endpoint());
+        .service(Tight::endpoint())
+        .service(Brief::endpoint());
 }
