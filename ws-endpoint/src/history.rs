@@ -72,12 +72,15 @@
 //! the application should tell the client to start afresh (reload, resync).
 //! Recorded messages are only sent once the history has them: with Redis unreachable,
 //! [`to_room_recorded`](Hub::to_room_recorded) fails ([`HistoryError::Unavailable`]) and
-//! nobody gets the message.
+//! nobody gets the message. A recorded message is never dropped for a member that has no room
+//! for it in its outbound queue, whatever the endpoint's `slow_consumer` policy: that member's
+//! connection is dropped (`on_close` gets 1008) and its client resumes with its last id.
 //!
 //! **Limits.** A replay is at most [`History::max_messages`] messages. While it runs, live
-//! messages for the session are held (at most that many more); a session that falls further
-//! behind is closed with 1008 (it can reconnect with its last id). Memory for the in-process
-//! history is at most `max_messages` messages per room that had a message within `max_age`.
+//! messages for the session are held (at most `max(max_messages, 64)`); a session that falls
+//! further behind is closed with 1008 (it can reconnect with its last id). Memory for the
+//! in-process history is at most `max_messages` messages per room that had a message within
+//! [`History::quiet_room_kept`]; with no age limit, per room ever recorded.
 
 use std::{
     any::TypeId,
@@ -686,8 +689,9 @@ impl Hub {
     /// [`IdMark`], the message carries the id.
     ///
     /// In-process, the id is assigned and the message is queued for the members here before
-    /// this returns (it never waits on a slow member: the endpoint's slow-consumer policy
-    /// applies, as for [`to_room`](Self::to_room)). With Redis, the message is appended to the
+    /// this returns. It never waits on a slow member, and never drops the message for one: a
+    /// member whose outbound queue has no room for it is closed (1008), whatever the
+    /// endpoint's `slow_consumer` policy, and its client resumes with its last id. With Redis, the message is appended to the
     /// room's stream and published in one step, and every process (this one included)
     /// delivers it from its subscription, in the stream's order: it may reach the members here
     /// a moment after this returns. If Redis cannot be reached, nothing is sent.
