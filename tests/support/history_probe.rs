@@ -2,8 +2,8 @@
 //! `tests/cluster.rs` through `cluster-node`).
 //!
 //! `/rec/{room}` (history: the last 1,000 messages) and `/short/{room}` (the last 5), with an
-//! optional `?since=ID` (and `&pause=K`: K yields between the join and the replay). On open: `welcome` (then, with `since`, the replay; if it cannot be
-//! replayed, `lost:ERROR`). Each recorded message reads `ID|TEXT`. Text commands:
+//! optional `?since=ID` (and `&pause=K`: K yields between the join and the replay). On open:
+//! `welcome` (then, with `since`, the replay; if it cannot be replayed, `lost:ERROR`). Each recorded message reads `ID|TEXT`. Text commands:
 //! `say:X` records X in the room; `burst:N:P` records `P0` … `P{N-1}`, one after the other,
 //! yielding between them (other sessions' handlers run meanwhile); `nohist:X` tries to record
 //! on an endpoint without history (`error:…`); `pad:N:SIZE` records `p0:xx…` … (SIZE `x`s)

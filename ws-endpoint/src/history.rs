@@ -691,10 +691,11 @@ impl Hub {
     /// In-process, the id is assigned and the message is queued for the members here before
     /// this returns. It never waits on a slow member, and never drops the message for one: a
     /// member whose outbound queue has no room for it is closed (1008), whatever the
-    /// endpoint's `slow_consumer` policy, and its client resumes with its last id. With Redis, the message is appended to the
-    /// room's stream and published in one step, and every process (this one included)
-    /// delivers it from its subscription, in the stream's order: it may reach the members here
-    /// a moment after this returns. If Redis cannot be reached, nothing is sent.
+    /// endpoint's `slow_consumer` policy, and its client resumes with its last id. With
+    /// Redis, the message is appended to the room's stream and published in one step, and
+    /// every process (this one included) delivers it from its subscription, in the stream's
+    /// order: it may reach the members here a moment after this returns. If Redis cannot be
+    /// reached, nothing is sent.
     ///
     /// ```
     /// # use ws_endpoint::prelude::*;

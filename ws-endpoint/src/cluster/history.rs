@@ -358,7 +358,7 @@ impl Delivered {
                 (None, Some(newest)) => (newest, Since::Seen),
                 (None, None) => {
                     // Redis's clock could not be read at the start: nothing to read from.
-                    tracing::warn!(%room, "cannot tell what the room missed; closing its members here");
+                    tracing::warn!(%room, "cannot tell what the room missed; closing it here");
                     crate::history::history_lost(hub, &room);
                     continue;
                 }
@@ -370,12 +370,12 @@ impl Delivered {
                     }
                 }
                 Ok(Found::Missing(_)) => {
-                    tracing::warn!(%room, "room messages lost in Redis during the outage; closing its members here");
+                    tracing::warn!(%room, "room messages lost during the outage; closing it here");
                     crate::history::history_lost(hub, &room);
                     self.last.remove(&key);
                 }
                 Err(err) => {
-                    tracing::warn!(%room, %err, "could not catch up on a room after an outage; closing its members here");
+                    tracing::warn!(%room, %err, "could not catch up on the room; closing it here");
                     crate::history::history_lost(hub, &room);
                     self.last.remove(&key);
                 }
