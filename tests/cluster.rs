@@ -469,14 +469,7 @@ async fn a_server_whose_subscription_was_cut_catches_up_from_the_stream() {
             "ada, with A's connection cut after m100"
         );
         if i == 100 {
-            let port = local_port_to(node_a.0.id(), redis_port).expect("A's connection to Redis");
-            let killed = Command::new("redis-cli")
-                .args(["-p", &redis_port.to_string(), "CLIENT", "KILL", "ADDR"])
-                .arg(format!("127.0.0.1:{port}"))
-                .output()
-                .expect("redis-cli (installed with redis-server)");
-            let out = String::from_utf8_lossy(&killed.stdout);
-            assert!(killed.status.success() && out.trim() == "1", "{killed:?}");
+            cut(&node_a, redis_port, false);
         }
     }
     for i in 0..N {
@@ -589,6 +582,17 @@ async fn a_chat_client_reconnects_to_the_other_server_and_gets_what_it_missed() 
     assert_eq!(message(&mut bob).await["text"], "m4");
 }
 
+/// Cuts `node`'s connection to Redis (`CLIENT KILL`, as the test's `admin` user if `admin`);
+/// Redis stays up and the node reconnects by itself.
+fn cut(node: &Proc, redis_port: u16, admin: bool) {
+    let port = local_port_to(node.0.id(), redis_port).expect("the node's connection to Redis");
+    let addr = format!("127.0.0.1:{port}");
+    assert_eq!(
+        redis_cli(redis_port, admin, &["CLIENT", "KILL", "ADDR", &addr]),
+        "1"
+    );
+}
+
 /// `redis-cli -p PORT ARGS…` (as the test's `admin` user if `admin`); its output.
 fn redis_cli(port: u16, admin: bool, args: &[&str]) -> String {
     let mut cmd = Command::new("redis-cli");
@@ -636,12 +640,7 @@ async fn a_server_kept_away_catches_up_on_rooms_it_had_delivered_nothing_to() {
     );
     // existing connections stay; new ones as `default` are refused
     redis_cli(port, true, &["ACL", "SETUSER", "default", "off"]);
-    let a_port = local_port_to(node_a.0.id(), port).expect("A's connection to Redis");
-    let addr = format!("127.0.0.1:{a_port}");
-    assert_eq!(
-        redis_cli(port, true, &["CLIENT", "KILL", "ADDR", &addr]),
-        "1"
-    );
+    cut(&node_a, port, true);
     for i in 0..20 {
         send_text(&mut bob, &format!("say:m{i}")).await;
         assert_eq!(recorded(&recv_text(&mut bob).await).1, format!("m{i}"));
@@ -695,12 +694,7 @@ async fn a_quiet_room_whose_messages_aged_out_loses_nothing_across_a_cut() {
         }
         tokio::task::yield_now().await;
     }
-    let a_port = local_port_to(node_a.0.id(), redis_port).expect("A's connection to Redis");
-    let addr = format!("127.0.0.1:{a_port}");
-    assert_eq!(
-        redis_cli(redis_port, false, &["CLIENT", "KILL", "ADDR", &addr]),
-        "1"
-    );
+    cut(&node_a, redis_port, false);
     send_text(&mut bob, "say:m2").await;
     assert_eq!(recorded(&recv_text(&mut bob).await).1, "m2");
     assert_eq!(
