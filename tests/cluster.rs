@@ -611,10 +611,11 @@ fn redis_cli(port: u16, admin: bool, args: &[&str]) -> String {
 /// A server is kept away from Redis (its connection cut, and the servers' user disabled so that
 /// it cannot come back) while another records into rooms in which the first has members but
 /// has delivered nothing yet, and has seen nothing on the channel at all: when it is back, it
-/// reads those rooms' streams from Redis's clock at the time it subscribed. In `/rec` (which
-/// keeps 1,000) its member gets every message once, in order; in `/short` (which keeps 5) 8
-/// were recorded, so 3 are lost for good and its member is closed with 1012 (its client then
-/// reconnects with its last id and is told).
+/// reads those rooms' streams from Redis's clock at the time it subscribed. In two `/rec` rooms
+/// (which keep 1,000), written in turn, its members get every message once, in order (the
+/// first room caught up does not move the other's starting point); in `/short` (which keeps
+/// 5) 8 were recorded, so 3 are lost for good and its member is closed with 1012 (its client
+/// then reconnects with its last id and is told).
 #[tokio::test]
 async fn a_server_kept_away_catches_up_on_rooms_it_had_delivered_nothing_to() {
     let redis_port = free_port();
@@ -625,6 +626,10 @@ async fn a_server_kept_away_catches_up_on_rooms_it_had_delivered_nothing_to() {
     assert_eq!(recv_text(&mut ada).await, "welcome");
     let mut bob = connect(&format!("ws://{b}/rec/fresh")).await;
     assert_eq!(recv_text(&mut bob).await, "welcome");
+    let mut eve = connect(&format!("ws://{a}/rec/other")).await;
+    assert_eq!(recv_text(&mut eve).await, "welcome");
+    let mut fay = connect(&format!("ws://{b}/rec/other")).await;
+    assert_eq!(recv_text(&mut fay).await, "welcome");
     let mut cy = connect(&format!("ws://{a}/short/over")).await;
     assert_eq!(recv_text(&mut cy).await, "welcome");
     let mut dee = connect(&format!("ws://{b}/short/over")).await;
@@ -644,6 +649,8 @@ async fn a_server_kept_away_catches_up_on_rooms_it_had_delivered_nothing_to() {
     for i in 0..20 {
         send_text(&mut bob, &format!("say:m{i}")).await;
         assert_eq!(recorded(&recv_text(&mut bob).await).1, format!("m{i}"));
+        send_text(&mut fay, &format!("say:o{i}")).await;
+        assert_eq!(recorded(&recv_text(&mut fay).await).1, format!("o{i}"));
     }
     for i in 0..8 {
         send_text(&mut dee, &format!("say:s{i}")).await;
@@ -656,9 +663,12 @@ async fn a_server_kept_away_catches_up_on_rooms_it_had_delivered_nothing_to() {
     redis_cli(port, true, &["ACL", "SETUSER", "default", "on"]);
     for i in 0..20 {
         assert_eq!(recorded(&recv_text(&mut ada).await).1, format!("m{i}"));
+        assert_eq!(recorded(&recv_text(&mut eve).await).1, format!("o{i}"));
     }
     send_text(&mut bob, "say:live").await;
     assert_eq!(recorded(&recv_text(&mut ada).await).1, "live");
+    send_text(&mut fay, "say:live").await;
+    assert_eq!(recorded(&recv_text(&mut eve).await).1, "live");
     assert!(silent(&mut ada).await, "ada got something twice");
     // cy cannot get s0..s2 any more: closed, not left with a gap
     match tokio::time::timeout(Duration::from_secs(10), cy.next()).await {

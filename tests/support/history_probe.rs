@@ -2,13 +2,15 @@
 //! `tests/cluster.rs` through `cluster-node`).
 //!
 //! `/rec/{room}` (history: the last 1,000 messages) and `/short/{room}` (the last 5), with an
-//! optional `?since=ID` (and `&pause=K`: K yields between the join and the replay). On open:
+//! optional `?since=ID` (and `&pause=K`: K yields between the join and the replay;
+//! `&cancel=true`: the replay is dropped as soon as it has to wait). On open:
 //! `welcome` (then, with `since`, the replay; if it cannot be replayed, `lost:ERROR`). Each recorded message reads `ID|TEXT`. Text commands:
 //! `say:X` records X in the room; `burst:N:P` records `P0` … `P{N-1}`, one after the other,
 //! yielding between them (other sessions' handlers run meanwhile); `nohist:X` tries to record
-//! on an endpoint without history (`error:…`); `pad:N:SIZE` records `p0:xx…` … (SIZE `x`s)
-//! like `burst`. `/tight/{room}` is `/rec` with an 8 KiB outbound budget; `/brief/{room}`
-//! keeps messages for 300 ms.
+//! on an endpoint without history (`error:…`). `/tight/{room}` is `/rec` with an 8 KiB outbound
+//! budget; `/brief/{room}` keeps messages for 300 ms.
+
+use std::future::IntoFuture;
 
 use serde::Deserialize;
 use ws_endpoint::history::{History, MessageId};
@@ -21,6 +23,9 @@ pub struct Since {
     /// meanwhile: their messages are held for this one).
     #[serde(default)]
     pause: usize,
+    /// Cancels the replay as soon as it has to wait (for room in the outbound queue).
+    #[serde(default)]
+    cancel: bool,
 }
 
 async fn open(session: &Session, room: &str, q: &Since) {
@@ -51,7 +56,14 @@ async fn open(session: &Session, room: &str, q: &Since) {
             for _ in 0..q.pause {
                 tokio::task::yield_now().await;
             }
-            if let Err(err) = replay.await {
+            if q.cancel {
+                let replay = replay.into_future();
+                tokio::select! {
+                    biased;
+                    _ = replay => {}
+                    _ = tokio::task::yield_now() => {} // the replay waits: dropped
+                }
+            } else if let Err(err) = replay.await {
                 let _ = session.send(format!("lost:{err}")).await;
             }
         }
@@ -72,17 +84,6 @@ async fn command(hub: Hub, room: &str, msg: &str) -> Option<String> {
             let (n, prefix) = rest.split_once(':').unwrap_or((rest, ""));
             for i in 0..n.parse::<usize>().unwrap_or(0) {
                 if let Some(err) = record(format!("{prefix}{i}")).await {
-                    return Some(err);
-                }
-                tokio::task::yield_now().await;
-            }
-            None
-        }
-        "pad" => {
-            let (n, size) = rest.split_once(':').unwrap_or((rest, "0"));
-            let pad = "x".repeat(size.parse().unwrap_or(0));
-            for i in 0..n.parse::<usize>().unwrap_or(0) {
-                if let Some(err) = record(format!("p{i}:{pad}")).await {
                     return Some(err);
                 }
                 tokio::task::yield_now().await;

@@ -6,6 +6,10 @@ use std::str::FromStr;
 
 /// What a broadcast does with a session whose outbound queue has no room for it (a slow
 /// consumer); set per endpoint with `slow_consumer = "drop_messages"` or `"close"`.
+///
+/// A recorded room message ([`Hub::to_room_recorded`](crate::Hub::to_room_recorded)) is the
+/// exception: it is never dropped, so a session without room for it is always closed, as by
+/// `Close` (its client resumes from its last id: [`crate::history`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SlowConsumer {
     /// Skip this message for that session (counted in [`Delivery::dropped`](crate::Delivery));

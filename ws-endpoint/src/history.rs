@@ -223,6 +223,12 @@ impl MessageId {
         format!("{:020}-{:020}", self.ms, self.seq)
     }
 
+    /// The id's millisecond.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn millisecond(&self) -> u64 {
+        self.ms
+    }
+
     /// The greatest id before millisecond `ms`: every id of `ms` or later is greater.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn before_millisecond(ms: u64) -> MessageId {
@@ -873,8 +879,11 @@ pub(crate) fn rooms_with_members() -> Vec<(&'static str, String)> {
 
 /// A replay begun by [`Session::join_since`]: the session is a member of the room, and the
 /// room's recorded messages are held for it until this is awaited (which sends what it missed,
-/// then what was held, then lets live messages through). Dropping it unawaited (or
-/// cancelling the await) lets the held messages through without the replay.
+/// then what was held, then lets live messages through). Dropping it without awaiting it lets
+/// the held messages through without the replay (the messages after `since` are then not
+/// sent: the application chose not to replay). Cancelling the await once it has begun (or a
+/// replay that fails to queue) closes the session with 1008 instead, since part of what it
+/// owed may be missing: the client resumes with the last id it got.
 #[must_use = "the replay runs when awaited; until then the room's messages are held"]
 pub struct Replay {
     guard: Guard,
@@ -898,12 +907,28 @@ struct Guard {
     history: History,
     /// The last id sent to the session, once the replay got that far.
     last: Option<MessageId>,
+    /// The replay was awaited: from here on, ending early may leave a gap.
+    started: bool,
     done: bool,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if !self.done {
+        if self.done {
+            return;
+        }
+        if self.started {
+            // Cancelled (or failed) part-way: messages it owed may be missing. Closed rather
+            // than let through with a gap; the client resumes from the last id it got.
+            self.done = true;
+            self.session
+                .with_property_default::<Replays, _>(|replays| replays.0.remove(&self.room));
+            let reason = CloseReason::new(
+                CloseCode::Policy,
+                "replay cancelled: reconnect with the last id",
+            );
+            close(&self.session, &reason);
+        } else {
             self.release(self.last);
         }
     }
@@ -936,7 +961,7 @@ impl Guard {
         })
     }
 
-    /// Ends the hold at once (the replay was dropped or cancelled): queues whatever was held
+    /// Ends the hold at once (the replay was dropped unawaited): queues whatever was held
     /// after `last`, as live recorded messages are (never waiting; a session with no room is
     /// closed), under the properties' lock, so that no live message can overtake them. A
     /// session that fell too far behind is closed as a finished replay's would be.
@@ -1034,6 +1059,7 @@ impl Session {
             room: room.to_owned(),
             history,
             last: None,
+            started: false,
             done: false,
         };
         if !self.join(room) {
@@ -1059,6 +1085,7 @@ impl IntoFuture for Replay {
 impl Replay {
     async fn run(self) -> Result<Replayed, HistoryError> {
         let Replay { mut guard, since } = self;
+        guard.started = true;
         let hub = guard.session.hub();
         let found = match STORE.get() {
             Some(store) => store

@@ -347,15 +347,24 @@ impl Delivered {
     /// trimmed away, or when the stream could not be read.
     pub(super) async fn catch_up(&mut self, manager: &mut ConnectionManager) {
         self.forget_empty_rooms();
+        // Taken before the loop: delivering a room's catch-up raises `self.newest`, which must
+        // not move the starting point of the rooms after it.
+        let newest = self.newest;
         for (endpoint, room) in crate::history::rooms_with_members() {
             let Some(hub) = crate::history::hub_of(endpoint) else {
                 continue;
             };
             let history = hub.history().unwrap_or_default();
             let key = (endpoint.to_owned(), room.clone());
-            let (since, mode) = match (self.last.get(&key).copied(), self.newest) {
+            let (since, mode) = match (self.last.get(&key).copied(), newest) {
                 (Some(last), _) => (last, Since::Got),
-                (None, Some(newest)) => (newest, Since::Seen),
+                // Ids are ordered per stream: another room's message of the same millisecond
+                // may have a smaller sequence number. So the whole millisecond is read (a
+                // member that joined within it may get a message twice; none is lost).
+                (None, Some(newest)) => (
+                    MessageId::before_millisecond(newest.millisecond()),
+                    Since::Seen,
+                ),
                 (None, None) => {
                     // Redis's clock could not be read at the start: nothing to read from.
                     tracing::warn!(%room, "cannot tell what the room missed; closing it here");
