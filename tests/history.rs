@@ -234,7 +234,7 @@ async fn a_member_too_slow_for_a_recorded_message_is_closed_not_skipped_and_resu
     server.stop().await;
 }
 
-/// A replay cancelled part-way (here as soon as it waits for room in the outbound queue) may
+/// A replay cancelled part-way (here once it has had to wait for room in the outbound queue) may
 /// have left out part of what it owed: the session is closed with 1008 rather than let through
 /// with a gap, after a prefix of the replay in order.
 #[tokio::test]

@@ -3,7 +3,7 @@
 //!
 //! `/rec/{room}` (history: the last 1,000 messages) and `/short/{room}` (the last 5), with an
 //! optional `?since=ID` (and `&pause=K`: K yields between the join and the replay;
-//! `&cancel=true`: the replay is dropped as soon as it has to wait). On open:
+//! `&cancel=true`: the replay is dropped once it has had to wait). On open:
 //! `welcome` (then, with `since`, the replay; if it cannot be replayed, `lost:ERROR`). Each recorded message reads `ID|TEXT`. Text commands:
 //! `say:X` records X in the room; `burst:N:P` records `P0` … `P{N-1}`, one after the other,
 //! yielding between them (other sessions' handlers run meanwhile); `nohist:X` tries to record
@@ -23,7 +23,7 @@ pub struct Since {
     /// meanwhile: their messages are held for this one).
     #[serde(default)]
     pause: usize,
-    /// Cancels the replay as soon as it has to wait (for room in the outbound queue).
+    /// Cancels the replay once it has had to wait (for room in the outbound queue).
     #[serde(default)]
     cancel: bool,
 }

@@ -881,9 +881,9 @@ pub(crate) fn rooms_with_members() -> Vec<(&'static str, String)> {
 /// room's recorded messages are held for it until this is awaited (which sends what it missed,
 /// then what was held, then lets live messages through). Dropping it without awaiting it lets
 /// the held messages through without the replay (the messages after `since` are then not
-/// sent: the application chose not to replay). Cancelling the await once it has begun (or a
-/// replay that fails to queue) closes the session with 1008 instead, since part of what it
-/// owed may be missing: the client resumes with the last id it got.
+/// sent: the application chose not to replay). Cancelling the await once it has begun closes
+/// the session with 1008 instead, since part of what it owed may be missing: the client
+/// resumes with the last id it got.
 #[must_use = "the replay runs when awaited; until then the room's messages are held"]
 pub struct Replay {
     guard: Guard,
@@ -899,8 +899,9 @@ impl fmt::Debug for Replay {
     }
 }
 
-/// Ends the hold on a session's room however the replay ends: what is held is queued (as a
-/// broadcast would), and live messages go through.
+/// Ends the hold on a session's room however the replay ends: finished, what was held has been
+/// queued and live messages go through; never started (dropped unawaited), the same at once;
+/// cut short after it started, the session is closed (1008).
 struct Guard {
     session: Session,
     room: String,
@@ -920,14 +921,16 @@ impl Drop for Guard {
         if self.started {
             // Cancelled (or failed) part-way: messages it owed may be missing. Closed rather
             // than let through with a gap; the client resumes from the last id it got.
+            // Closed first: a live message delivered meanwhile is refused, not queued ahead of
+            // the close (the client would resume after it, past the gap).
             self.done = true;
-            self.session
-                .with_property_default::<Replays, _>(|replays| replays.0.remove(&self.room));
             let reason = CloseReason::new(
                 CloseCode::Policy,
                 "replay cancelled: reconnect with the last id",
             );
             close(&self.session, &reason);
+            self.session
+                .with_property_default::<Replays, _>(|replays| replays.0.remove(&self.room));
         } else {
             self.release(self.last);
         }
