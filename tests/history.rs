@@ -231,6 +231,12 @@ async fn a_member_too_slow_for_a_recorded_message_is_closed_not_skipped_and_resu
     }
     send_text(&mut ada, "say:live").await;
     assert_eq!(split(&recv_text(&mut again).await).1, "live");
+    assert_eq!(split(&recv_text(&mut ada).await).1, "live");
+    // the slow one's on_close, once: 1008 (ada and the reconnected session are open)
+    assert_eq!(
+        history_probe::tight_closed("slow").await,
+        [(1008, "slow consumer: outbound queue full".to_owned())]
+    );
     server.stop().await;
 }
 
@@ -271,6 +277,13 @@ async fn a_replay_cancelled_part_way_closes_the_session_instead_of_leaving_a_gap
     assert!(
         got < want.len(),
         "the replay was not cut short: nothing tested"
+    );
+    assert_eq!(
+        history_probe::tight_closed("cancel").await,
+        [(
+            1008,
+            "replay cancelled: reconnect with the last id".to_owned()
+        )]
     );
     server.stop().await;
 }

@@ -8,7 +8,7 @@
 //! `say:X` records X in the room; `burst:N:P` records `P0` … `P{N-1}`, one after the other,
 //! yielding between them (other sessions' handlers run meanwhile); `nohist:X` tries to record
 //! on an endpoint without history (`error:…`). `/tight/{room}` is `/rec` with an 8 KiB outbound
-//! budget; `/brief/{room}` keeps messages for 300 ms.
+//! budget (its closes are kept: `tight_closed`); `/brief/{room}` keeps messages for 300 ms.
 
 use std::future::IntoFuture;
 
@@ -145,6 +145,30 @@ pub struct Tight {
     room: String,
 }
 
+/// How `/tight` sessions closed (their `on_close`), per room: `(code, reason)`, in order.
+static TIGHT_CLOSED: std::sync::Mutex<Vec<(String, u16, String)>> =
+    std::sync::Mutex::new(Vec::new());
+static TIGHT_CLOSE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Waits until `/tight/{room}` has had a session closed; returns that room's closes so far.
+#[allow(dead_code)] // not in cluster-node
+pub async fn tight_closed(room: &str) -> Vec<(u16, String)> {
+    loop {
+        let notified = TIGHT_CLOSE.notified();
+        let closed: Vec<(u16, String)> = TIGHT_CLOSED
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(r, _, _)| r == room)
+            .map(|(_, code, reason)| (*code, reason.clone()))
+            .collect();
+        if !closed.is_empty() {
+            return closed;
+        }
+        notified.await;
+    }
+}
+
 #[server_endpoint("/tight/{room}", heartbeat = false, max_buffered = 8192)]
 impl Tight {
     #[on_open]
@@ -157,6 +181,16 @@ impl Tight {
     #[on_message]
     async fn text(&mut self, msg: String) -> Option<String> {
         command(Tight::hub(), &self.room, &msg).await
+    }
+
+    #[on_close]
+    fn close(&mut self, reason: CloseReason) {
+        TIGHT_CLOSED.lock().unwrap().push((
+            self.room.clone(),
+            reason.code_u16(),
+            reason.reason.to_string(),
+        ));
+        TIGHT_CLOSE.notify_waiters();
     }
 }
 

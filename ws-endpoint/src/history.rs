@@ -919,10 +919,10 @@ impl Drop for Guard {
             return;
         }
         if self.started {
-            // Cancelled (or failed) part-way: messages it owed may be missing. Closed rather
-            // than let through with a gap; the client resumes from the last id it got.
-            // Closed first: a live message delivered meanwhile is refused, not queued ahead of
-            // the close (the client would resume after it, past the gap).
+            // Cancelled (or failed) part-way: messages it owed may be missing, so the session
+            // is closed and its client resumes from the last id it got. Closed before the hold
+            // ends: a live message delivered meanwhile is refused, not queued ahead of the
+            // close (the client would resume after it, past the gap).
             self.done = true;
             let reason = CloseReason::new(
                 CloseCode::Policy,
@@ -932,7 +932,7 @@ impl Drop for Guard {
             self.session
                 .with_property_default::<Replays, _>(|replays| replays.0.remove(&self.room));
         } else {
-            self.release(self.last);
+            self.release();
         }
     }
 }
@@ -964,31 +964,23 @@ impl Guard {
         })
     }
 
-    /// Ends the hold at once (the replay was dropped unawaited): queues whatever was held
-    /// after `last`, as live recorded messages are (never waiting; a session with no room is
-    /// closed), under the properties' lock, so that no live message can overtake them. A
-    /// session that fell too far behind is closed as a finished replay's would be.
-    fn release(&mut self, last: Option<MessageId>) {
+    /// Ends the hold at once (the replay was dropped unawaited, so nothing was replayed):
+    /// queues whatever was held, as live recorded messages are (never waiting; a session with
+    /// no room is closed), under the properties' lock, so that no live message can overtake
+    /// them. A session that fell too far behind is closed as a finished replay's would be.
+    fn release(&mut self) {
         self.done = true;
         let session = &self.session;
         let behind = session.with_property_default::<Replays, _>(|replays| {
-            let (held, overflow) = match replays.0.remove(&self.room) {
-                Some(Phase::Holding { held, overflow }) => (held, overflow),
-                _ => (VecDeque::new(), false),
+            let Some(Phase::Holding { held, overflow }) = replays.0.remove(&self.room) else {
+                return false;
             };
-            if overflow {
-                return true;
+            if !overflow {
+                for (_, frame) in held {
+                    hub::deliver_recorded(std::slice::from_ref(session), &frame);
+                }
             }
-            if let Some(after) = last {
-                replays.0.insert(self.room.clone(), Phase::Live { after });
-            }
-            for (_, frame) in held
-                .into_iter()
-                .filter(|(id, _)| last.is_none_or(|l| *id > l))
-            {
-                hub::deliver_recorded(std::slice::from_ref(session), &frame);
-            }
-            false
+            overflow
         });
         if behind {
             close(session, &behind_reason());

@@ -472,8 +472,8 @@ pub(crate) fn deliver(targets: &[Session], frame: &OutFrame) -> Delivery {
 /// dropping it: a session whose queue is full is closed (1008, as by `slow_consumer =
 /// "close"`) whatever its endpoint's policy, since a silent gap would break the history's
 /// promise; its client reconnects with the last id it saw and gets the rest.
-pub(crate) fn deliver_recorded(targets: &[Session], frame: &OutFrame) -> Delivery {
-    deliver_or(targets, frame, Some(SlowConsumer::Close))
+pub(crate) fn deliver_recorded(targets: &[Session], frame: &OutFrame) {
+    deliver_or(targets, frame, Some(SlowConsumer::Close));
 }
 
 fn deliver_or(targets: &[Session], frame: &OutFrame, policy: Option<SlowConsumer>) -> Delivery {

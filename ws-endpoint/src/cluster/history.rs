@@ -58,7 +58,7 @@ return id
 ";
 
 /// Reads after `since`. KEYS: stream, trimmed marker. ARGV: since, age limit in ms (0: none),
-/// how long a quiet room is kept in ms, mode. Mode `after`: `since` is the room's message that
+/// how long a quiet room is kept in ms, mode. Mode `got`: `since` is the room's message that
 /// a client saw last; returns `{1, entries}` when it is in the stream or is the newest id
 /// trimmed from it (nothing after it is lost), else `{0}` or `{0, oldest id}`. Mode `seen`:
 /// `since` is an id seen on the channel, of any room; returns `{1, entries after it}`, or
@@ -142,7 +142,7 @@ async fn read_room(
         .arg(age_ms(history))
         .arg(kept_ms(history))
         .arg(match mode {
-            Since::Got => "after",
+            Since::Got => "got",
             Since::Seen => "seen",
         })
         .invoke_async::<Value>(manager);
