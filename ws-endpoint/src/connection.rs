@@ -370,7 +370,7 @@ async fn receive<E: Endpoint, P: Input>(
         };
         let msg = match frame {
             Ok(WireEvent::Text(text)) => Message::Text(text),
-            Ok(WireEvent::Binary(data)) => Message::Binary(Bytes::from(data)),
+            Ok(WireEvent::Binary(data)) => Message::Binary(data),
             Ok(WireEvent::Ping(data)) => {
                 if track_idle {
                     timers.last_received = Instant::now();

@@ -75,6 +75,7 @@ pub mod cluster;
 pub mod codec;
 mod config;
 mod connection;
+mod drive;
 mod endpoint;
 mod error;
 #[doc(hidden)]

@@ -16,6 +16,7 @@ use crate::{
     admission,
     config::EndpointConfig,
     connection,
+    drive::Driven,
     endpoint::Endpoint,
     handshake::{self, Handshake},
     proxy, registry,
@@ -394,7 +395,9 @@ async fn upgrade<E: Endpoint>(
         session = %session.id(),
         peer = ?session.peer_addr(),
     );
-    actix_web::rt::spawn(
+    // No task of its own: the response body runs the connection future each time actix-http
+    // pulls it (see `drive`).
+    let body = Driven::new(body, payload, |payload| {
         connection::run::<E, _>(
             session,
             (registered, admitted),
@@ -405,7 +408,7 @@ async fn upgrade<E: Endpoint>(
             args,
             || {},
         )
-        .instrument(span),
-    );
+        .instrument(span)
+    });
     Ok(response.set_body(body).map_into_boxed_body())
 }

@@ -13,7 +13,7 @@
 //! then applies `slow_consumer`); but when the queue is empty a frame of any size is accepted,
 //! so that a message larger than the budget can still be sent. So one session's outbound memory
 //! is at most `max(max_buffered, largest message) + BATCH + actix-http's write buffer (32 KiB
-//! plus one slice of 64 KiB)`. Across the process, the bytes of all queues are capped by
+//! plus one slice of 256 KiB)`. Across the process, the bytes of all queues are capped by
 //! [`set_max_buffered_total`](crate::set_max_buffered_total): at the cap, queues that are not
 //! empty take nothing more, with the same policies.
 
@@ -33,10 +33,12 @@ use tokio::sync::Notify;
 
 use crate::wire::{Header, OpCode, MAX_HEADER};
 
-/// Most bytes of one chunk of a large payload handed to actix-http at a time: twice its 32 KiB
-/// write buffer, so that a large message costs one write system call per 64 KiB (measured: 32 KiB
-/// slices cost a 1 MiB echo 15 % more system time than one chunk per message).
-pub(crate) const SLICE: usize = 64 * 1024;
+/// Most bytes of one chunk of a large payload handed to actix-http at a time (it copies each
+/// chunk into its write buffer, so this is also what a chunk adds to that buffer): a large
+/// message costs one write system call per 256 KiB. Measured on a 1 MiB echo: 64 KiB slices
+/// spent twice the system time per message of 256 KiB ones (on loopback every write runs the
+/// receiver's side of TCP too), 32 KiB slices 15 % more again.
+pub(crate) const SLICE: usize = 256 * 1024;
 /// Frames up to this payload size are copied into the batch; larger ones are handed over as
 /// slices of their own `Bytes`.
 const INLINE: usize = 4 * 1024;
@@ -274,6 +276,24 @@ pub(crate) struct Outbound {
     waiting: AtomicUsize,
 }
 
+thread_local! {
+    /// The queue whose body this thread is pulling right now (see [`pulling`]).
+    static PULLING: std::cell::Cell<*const Outbound> = const { std::cell::Cell::new(std::ptr::null()) };
+}
+
+/// Runs `f` (the connection future) just before the body of `out` is pulled on this thread:
+/// frames queued to `out` meanwhile wake nobody, since the pull that follows takes them.
+pub(crate) fn pulling<R>(out: &Outbound, f: impl FnOnce() -> R) -> R {
+    struct Reset(*const Outbound);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            PULLING.with(|p| p.set(self.0));
+        }
+    }
+    let _reset = Reset(PULLING.with(|p| p.replace(out)));
+    f()
+}
+
 fn lock(m: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -299,6 +319,16 @@ impl Outbound {
             space: Notify::new(),
             ended: Notify::new(),
             waiting: AtomicUsize::new(0),
+        }
+    }
+
+    /// The body's waker, to wake after queueing: none while this thread is about to pull the
+    /// body anyway ([`pulling`]).
+    fn writer_to_wake(&self, q: &mut Queue) -> Option<Waker> {
+        if PULLING.with(|p| std::ptr::eq(p.get(), self)) {
+            None
+        } else {
+            q.writer.take()
         }
     }
 
@@ -340,7 +370,7 @@ impl Outbound {
                 return Ok(());
             }
             q.frames.push_back(frame);
-            q.writer.take()
+            self.writer_to_wake(&mut q)
         };
         if let Some(w) = waker {
             w.wake();
@@ -391,7 +421,7 @@ impl Outbound {
                 q.held_bytes = 0;
                 q.frames.extend(held);
             }
-            q.writer.take()
+            self.writer_to_wake(&mut q)
         };
         if let Some(w) = waker {
             w.wake();
@@ -504,7 +534,7 @@ impl Outbound {
             q.held_bytes = 0;
             q.bytes -= held;
             TOTAL.fetch_sub(held, Ordering::Relaxed);
-            q.writer.take()
+            self.writer_to_wake(&mut q)
         };
         if let Some(w) = waker {
             w.wake();
@@ -532,7 +562,7 @@ impl Outbound {
             }
             q.bytes -= queued;
             TOTAL.fetch_sub(queued, Ordering::Relaxed);
-            q.writer.take()
+            self.writer_to_wake(&mut q)
         };
         if let Some(w) = waker {
             w.wake();
@@ -598,6 +628,11 @@ impl Body {
             masked: false,
             deflater: None,
         }
+    }
+
+    /// The queue this body drains.
+    pub(crate) fn outbound(&self) -> &Outbound {
+        &self.out
     }
 
     /// The body of a client connection: frames masked.
@@ -850,7 +885,7 @@ mod tests {
         let out = Arc::new(Outbound::new(1 << 20, None));
         let body = Body::new(out.clone());
         let mut body = pin!(body);
-        out.push(OutFrame::new(OpCode::Binary, Bytes::from(vec![1; 100_000])))
+        out.push(OutFrame::new(OpCode::Binary, Bytes::from(vec![1; 300_000])))
             .ok()
             .unwrap();
         assert!(out.finish(Some(OutFrame::new(
@@ -862,7 +897,7 @@ mod tests {
         while let Poll::Ready(Some(Ok(chunk))) = poll(&mut body) {
             sizes.push(chunk.len());
         }
-        assert_eq!(sizes, vec![10, SLICE, 100_000 - SLICE, 4]);
+        assert_eq!(sizes, vec![10, SLICE, 300_000 - SLICE, 4]);
         assert!(matches!(poll(&mut body), Poll::Ready(None)));
         assert_eq!(out.buffered(), 0);
     }
@@ -872,7 +907,7 @@ mod tests {
         let out = Arc::new(Outbound::new(1 << 20, None));
         let body = Body::new(out.clone());
         let mut body = pin!(body);
-        out.push(OutFrame::new(OpCode::Binary, Bytes::from(vec![0; 200_000])))
+        out.push(OutFrame::new(OpCode::Binary, Bytes::from(vec![0; 600_000])))
             .ok()
             .unwrap();
         let Poll::Ready(Some(Ok(_header))) = poll(&mut body) else {
@@ -881,7 +916,7 @@ mod tests {
         let Poll::Ready(Some(Ok(_slice))) = poll(&mut body) else {
             panic!()
         };
-        assert_eq!(out.buffered(), 200_000 + 10);
+        assert_eq!(out.buffered(), 600_000 + 10);
         out.abort(); // the body is not polled again (a stalled peer)
         assert_eq!(out.buffered(), 0);
     }

@@ -8,6 +8,8 @@
 //! at most 14 bytes, the message so far), so the caller's chunks can be dropped at once and the
 //! events are the same however the stream is split.
 
+use bytes::{Bytes, BytesMut};
+
 use super::{
     close,
     deflate::{inflate_shared, Inflater},
@@ -58,8 +60,10 @@ pub struct Limits {
 pub enum Event {
     /// A whole text message, validated.
     Text(String),
-    /// A whole binary message.
-    Binary(Vec<u8>),
+    /// A whole binary message. A small one (up to 2 KiB) shares an 8 KiB block with the
+    /// messages decoded around it (no allocation per message): holding on to it keeps its
+    /// block alive, as a `Bytes` cut from any read buffer does.
+    Binary(Bytes),
     /// A whole message whose first frame had RSV1 set, when [`Decoder::allow_rsv1`] was
     /// called without [`Decoder::inflate`]: the per-message transform is the caller's.
     Compressed {
@@ -106,6 +110,12 @@ pub enum Event {
 /// Most a frame header can make the decoder reserve ahead of its payload.
 const RESERVE_CAP: u64 = 1 << 20;
 
+/// Binary messages whose first frame is at most this long are decoded into the shared block.
+const ARENA_MESSAGE: u64 = 2 * 1024;
+/// The shared block's size: a block is reused in place once every message cut from it is gone
+/// (an echo's steady state), and replaced when it is full and some are still held.
+const ARENA: usize = 8 * 1024;
+
 #[derive(Debug, Clone, Copy)]
 struct Current {
     header: Header,
@@ -113,6 +123,8 @@ struct Current {
     got: u64,
     /// Whether the payload is text to validate as it arrives.
     validate: bool,
+    /// Whether the payload goes to the shared block (`Decoder::arena`).
+    arena: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -125,6 +137,8 @@ struct Partial {
     size: u64,
     /// Inflated bytes handed over so far (`Assembly::Stream`, compressed).
     inflated: u64,
+    /// Decoded into the shared block (a small binary message, see [`ARENA`]).
+    arena: bool,
 }
 
 /// How compressed messages (RSV1) are inflated (permessage-deflate).
@@ -154,6 +168,8 @@ pub struct Decoder {
     message: Option<Partial>,
     /// The data message (or, with `Frames`, the frame) being received.
     data: Vec<u8>,
+    /// Small binary messages, cut off as `Bytes` when complete (see [`ARENA`]).
+    arena: BytesMut,
     control: Vec<u8>,
     utf8: Utf8Validator,
     /// The error that ended the stream: returned again by every later call, so that nothing
@@ -187,6 +203,7 @@ impl Decoder {
             current: None,
             message: None,
             data: Vec::new(),
+            arena: BytesMut::new(),
             control: Vec::new(),
             utf8: Utf8Validator::default(),
             failed: None,
@@ -241,6 +258,7 @@ impl Decoder {
         if let Err(err) = &result {
             self.failed = Some(err.clone());
             self.data = Vec::new();
+            self.arena = BytesMut::new();
             self.message = None;
             self.current = None;
         }
@@ -267,15 +285,19 @@ impl Decoder {
             let take = remaining.min(input.len() as u64).min(step) as usize;
             if take > 0 {
                 let (now, rest) = input.split_at(take);
-                let target = if cur.header.opcode.is_control() {
-                    &mut self.control
+                if cur.arena {
+                    extend_unmasked(&mut self.arena, now, cur.header.mask, cur.got as usize);
                 } else {
-                    &mut self.data
-                };
-                let start = target.len();
-                extend_unmasked(target, now, cur.header.mask, cur.got as usize);
-                if cur.validate {
-                    self.utf8.feed(&target[start..])?;
+                    let target = if cur.header.opcode.is_control() {
+                        &mut self.control
+                    } else {
+                        &mut self.data
+                    };
+                    let start = target.len();
+                    extend_unmasked(target, now, cur.header.mask, cur.got as usize);
+                    if cur.validate {
+                        self.utf8.feed(&target[start..])?;
+                    }
                 }
                 cur.got += take as u64;
                 *input = rest;
@@ -354,6 +376,7 @@ impl Decoder {
             _ => {}
         }
         let mut validate = false;
+        let mut arena = false;
         if header.opcode.is_control() {
             if !header.fin {
                 return Err(WireError::Protocol("fragmented control frame"));
@@ -400,6 +423,10 @@ impl Decoder {
                         started: false,
                         size: 0,
                         inflated: 0,
+                        arena: kind == DataKind::Binary
+                            && !header.rsv1
+                            && self.mode(kind) == Assembly::Messages
+                            && header.len <= ARENA_MESSAGE,
                     }
                 }
             };
@@ -427,7 +454,17 @@ impl Decoder {
             }
             // Room for the whole frame at once (it is within the limit), capped so that a
             // header alone cannot make the server allocate much; a stream keeps no frame.
-            if mode != Assembly::Stream {
+            arena = partial.arena;
+            if arena {
+                let len = header.len.min(RESERVE_CAP) as usize;
+                if self.arena.is_empty()
+                    && self.arena.capacity() < len
+                    && !self.arena.try_reclaim(len)
+                {
+                    self.arena = BytesMut::with_capacity(ARENA);
+                }
+                self.arena.reserve(len);
+            } else if mode != Assembly::Stream {
                 self.data.reserve(header.len.min(RESERVE_CAP) as usize);
             }
             validate = partial.kind == DataKind::Text && !partial.compressed;
@@ -437,6 +474,7 @@ impl Decoder {
             header,
             got: 0,
             validate,
+            arena,
         });
         Ok(())
     }
@@ -485,6 +523,14 @@ impl Decoder {
         if !header.fin {
             return Ok(None);
         }
+        if cur.arena {
+            let message = self.arena.split().freeze();
+            if self.arena.capacity() > ARENA {
+                // Grown by a fragmented message: small messages are not to pin a large block.
+                self.arena = BytesMut::new();
+            }
+            return Ok(Some(Event::Binary(message)));
+        }
         let payload = std::mem::take(&mut self.data);
         if partial.compressed {
             if let Some(mode) = self.inflate {
@@ -496,7 +542,7 @@ impl Decoder {
             // SAFETY: every byte of the message went through `self.utf8`, which accepted it
             // piece by piece and then as complete (`finish` above).
             (DataKind::Text, false) => Event::Text(unsafe { String::from_utf8_unchecked(payload) }),
-            (DataKind::Binary, false) => Event::Binary(payload),
+            (DataKind::Binary, false) => Event::Binary(Bytes::from(payload)),
         }))
     }
 }
@@ -605,7 +651,7 @@ impl Decoder {
             // them piece by piece and then as complete.
             Event::Text(unsafe { String::from_utf8_unchecked(out) })
         } else {
-            Event::Binary(out)
+            Event::Binary(Bytes::from(out))
         })
     }
 }
@@ -654,6 +700,76 @@ mod tests {
         (events, None)
     }
 
+    fn binary(event: Event) -> Bytes {
+        match event {
+            Event::Binary(b) => b,
+            other => panic!("not binary: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn small_binary_messages_share_a_block_and_held_ones_stay_intact() {
+        let m = [1, 2, 3, 4];
+        let mut d = Decoder::new(Role::Server, LIMITS);
+        let mut decode_one = |payload: &[u8]| {
+            let bytes = frame(OpCode::Binary, true, payload, m);
+            let mut input = &bytes[..];
+            let event = d.decode(&mut input).unwrap().unwrap();
+            assert!(input.is_empty());
+            binary(event)
+        };
+        // Held messages: cut one after the other from the same block.
+        let a = decode_one(&[b'a'; 64]);
+        let b = decode_one(&[b'b'; 64]);
+        assert_eq!(a.as_ptr().wrapping_add(64), b.as_ptr());
+        // Past the block's end while both are held: a new block; the held ones are unchanged.
+        let held: Vec<Bytes> = (0..200u8).map(|i| decode_one(&[i; 100])).collect();
+        assert_eq!(&a[..], &[b'a'; 64][..]);
+        assert_eq!(&b[..], &[b'b'; 64][..]);
+        for (i, h) in held.iter().enumerate() {
+            assert_eq!(&h[..], &[i as u8; 100][..]);
+        }
+        // Nothing held: the block is taken back in place (no allocation per message).
+        drop((a, b, held));
+        let at: Vec<usize> = (0..1000u32)
+            .map(|i| {
+                let m = decode_one(&[i as u8; 64]);
+                assert!(m.iter().all(|&x| x == i as u8));
+                m.as_ptr() as usize
+            })
+            .collect();
+        let (lo, hi) = (at.iter().min().unwrap(), at.iter().max().unwrap());
+        assert!(
+            hi - lo < ARENA,
+            "1000 messages in one block: {lo:#x}..{hi:#x}"
+        );
+        // A message over the limit for the block gets its own allocation.
+        let big = decode_one(&[7; 4000]);
+        assert_eq!(big.len(), 4000);
+        assert!(big.iter().all(|&x| x == 7));
+    }
+
+    #[test]
+    fn a_fragmented_binary_message_that_outgrows_the_block_is_whole() {
+        let m = [5, 6, 7, 8];
+        let mut s = frame(OpCode::Binary, false, &[1; 100], m);
+        s.extend(frame(OpCode::Continuation, false, &[2; 20_000], m));
+        s.extend(frame(OpCode::Continuation, true, &[3; 5], m));
+        s.extend(frame(OpCode::Binary, true, &[4; 10], m));
+        let (events, err) = run(&s, &[7, 150, 9000]);
+        assert_eq!(err, None);
+        let mut want = vec![1; 100];
+        want.extend([2; 20_000]);
+        want.extend([3; 5]);
+        assert_eq!(
+            events,
+            vec![
+                Event::Binary(Bytes::from(want)),
+                Event::Binary(Bytes::from_static(&[4; 10]))
+            ]
+        );
+    }
+
     #[test]
     fn messages_fragments_and_controls() {
         let m = [7, 7, 7, 7];
@@ -669,7 +785,7 @@ mod tests {
             vec![
                 Event::Ping(b"p".to_vec()),
                 Event::Text("héllo".into()),
-                Event::Binary(vec![0, 1, 2]),
+                Event::Binary(Bytes::from_static(&[0, 1, 2])),
                 Event::Close(Some((1000, "ok".into()))),
             ]
         );
@@ -834,7 +950,10 @@ mod tests {
             s.extend(compressed_frames(&[1, 2, 3], OpCode::Binary, 1));
             assert_eq!(
                 decode_all(&mut d, &s).unwrap(),
-                vec![Event::Text(text.clone()), Event::Binary(vec![1, 2, 3])]
+                vec![
+                    Event::Text(text.clone()),
+                    Event::Binary(Bytes::from_static(&[1, 2, 3]))
+                ]
             );
         }
         // without a negotiated extension, RSV1 is a protocol error

@@ -187,18 +187,65 @@ pub fn apply_mask(data: &mut [u8], mask: [u8; 4], offset: usize) {
     }
 }
 
+/// A growable byte buffer the decoder writes payloads into.
+pub(crate) trait Sink {
+    fn reserve_more(&mut self, n: usize);
+    fn extend(&mut self, src: &[u8]);
+    /// The spare capacity, at least as long as the last `reserve_more`.
+    fn spare(&mut self) -> &mut [std::mem::MaybeUninit<u8>];
+    /// # Safety
+    /// The `n` bytes after the current length are initialised.
+    unsafe fn grow(&mut self, n: usize);
+}
+
+impl Sink for Vec<u8> {
+    fn reserve_more(&mut self, n: usize) {
+        self.reserve(n);
+    }
+    fn extend(&mut self, src: &[u8]) {
+        self.extend_from_slice(src);
+    }
+    fn spare(&mut self) -> &mut [std::mem::MaybeUninit<u8>] {
+        self.spare_capacity_mut()
+    }
+    unsafe fn grow(&mut self, n: usize) {
+        // SAFETY: the caller initialised the `n` bytes, within the capacity.
+        unsafe { self.set_len(self.len() + n) }
+    }
+}
+
+impl Sink for bytes::BytesMut {
+    fn reserve_more(&mut self, n: usize) {
+        self.reserve(n);
+    }
+    fn extend(&mut self, src: &[u8]) {
+        self.extend_from_slice(src);
+    }
+    fn spare(&mut self) -> &mut [std::mem::MaybeUninit<u8>] {
+        self.spare_capacity_mut()
+    }
+    unsafe fn grow(&mut self, n: usize) {
+        // SAFETY: the caller initialised the `n` bytes, within the capacity.
+        unsafe { self.set_len(self.len() + n) }
+    }
+}
+
 /// Appends `src` unmasked to `out`: copy and unmask in one pass over the bytes, eight at a time.
-pub(crate) fn extend_unmasked(out: &mut Vec<u8>, src: &[u8], mask: Option<[u8; 4]>, offset: usize) {
+pub(crate) fn extend_unmasked(
+    out: &mut impl Sink,
+    src: &[u8],
+    mask: Option<[u8; 4]>,
+    offset: usize,
+) {
     let Some(mask) = mask else {
-        out.extend_from_slice(src);
+        out.extend(src);
         return;
     };
     let mut m = mask;
     m.rotate_left(offset % 4);
     let word = u64::from_ne_bytes([m[0], m[1], m[2], m[3], m[0], m[1], m[2], m[3]]);
-    out.reserve(src.len());
-    let start = out.len();
-    let spare = &mut out.spare_capacity_mut()[..src.len()];
+    out.reserve_more(src.len());
+    let spare = &mut out.spare()[..src.len()];
     let mut dst = spare.chunks_exact_mut(8);
     let mut from = src.chunks_exact(8);
     for (d, s) in (&mut dst).zip(&mut from) {
@@ -219,9 +266,9 @@ pub(crate) fn extend_unmasked(out: &mut Vec<u8>, src: &[u8], mask: Option<[u8; 4
     {
         slot.write(b ^ m[i % 4]);
     }
-    // SAFETY: the `src.len()` bytes after `start` were all written just above (the word loop
-    // and the remainder cover the spare slice exactly), and `reserve` made room for them.
-    unsafe { out.set_len(start + src.len()) };
+    // SAFETY: the `src.len()` bytes after the length were all written just above (the word
+    // loop and the remainder cover the spare slice exactly), and `reserve_more` made room.
+    unsafe { out.grow(src.len()) };
 }
 
 #[cfg(test)]

@@ -1,0 +1,361 @@
+//! The server's connection future, run by its response body: no task of its own.
+//!
+//! actix-http's dispatcher reads the socket, feeds the request payload and then pulls the
+//! response body, all in one poll of its task. [`Driven`] is that body: each time it is pulled
+//! it first polls the connection future (`connection::run`: the decoder, the handlers, the
+//! timers) if something woke it, then hands over what the outbound queue holds. A message read
+//! from the socket is so decoded, handled and its reply encoded and written in the same poll of
+//! the same task, with no wake-up of a second task in between (what a hand-written actix-ws loop
+//! pays per message: the dispatcher wakes the loop's task, which wakes the dispatcher).
+//!
+//! Two things the dispatcher does not do are done by a keeper task per worker thread:
+//! - **Stalled peers.** actix-http pulls the body only while its write buffer has room, so the
+//!   body of a peer that stopped reading is not pulled, and the connection future's timers
+//!   (send timeout, heartbeat) or a close from another task would never be acted on. When a
+//!   body has handed data over and not been pulled since, a wake-up of its connection future
+//!   also wakes the keeper, which polls that future: it is the future that then drops the peer
+//!   (`Session::shutdown_stalled_socket`). A connection whose body is pulled as usual never
+//!   wakes the keeper.
+//! - **The end.** When the body ends (everything written, or the connection failed) or is
+//!   dropped while the connection future has not finished (`on_close` still to run, or running),
+//!   the future is handed to the keeper, which runs it to its end.
+
+use std::{
+    cell::{Cell, RefCell},
+    future::Future,
+    pin::Pin,
+    rc::Rc,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    task::{Context, Poll, Wake, Waker},
+};
+
+use actix_web::body::{BodySize, MessageBody};
+use bytes::Bytes;
+use futures_util::{stream::FuturesUnordered, task::AtomicWaker, Stream, StreamExt as _};
+
+use crate::session::{outbound::Dropped, Body};
+
+type Job = Pin<Box<dyn Future<Output = ()>>>;
+
+/// The connection future's waker: records that it was woken, and wakes whoever pulls the body
+/// (and the keeper, while actix-http is not pulling it).
+struct Signal {
+    woken: AtomicBool,
+    waker: AtomicWaker,
+    /// The body's last pull handed data over: actix-http pulls again only once its write buffer
+    /// has room (the socket took what it had), so a wake-up rings the keeper's bell too.
+    handed_over: AtomicBool,
+    bell: Arc<Bell>,
+}
+
+impl Wake for Signal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::SeqCst);
+        self.waker.wake();
+        // SeqCst with the store of `handed_over` and the load of `woken` in `poll_next`: a
+        // wake-up that comes as the body hands data over is seen by one side or the other.
+        if self.handed_over.load(Ordering::SeqCst) {
+            self.bell.ring();
+        }
+    }
+}
+
+/// The waker of the request payload: marks the connection future woken without waking the
+/// dispatcher, which feeds the payload only from its own poll and pulls the body right after.
+/// While actix-http is not pulling the body (its write buffer full) the keeper is rung instead:
+/// the future goes on reading, so that a peer that writes but does not read fills the queue
+/// and meets the send timeout.
+struct Quiet(Arc<Signal>);
+
+impl Wake for Quiet {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.woken.store(true, Ordering::SeqCst);
+        if self.0.handed_over.load(Ordering::SeqCst) {
+            self.0.bell.ring();
+        }
+    }
+}
+
+/// The request payload (the peer's bytes), polled with the [`Quiet`] waker.
+pub(crate) struct Payload {
+    payload: actix_http::Payload,
+    waker: Waker,
+}
+
+impl crate::connection::Input for Payload {
+    fn poll_chunk(&mut self, _cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let mut cx = Context::from_waker(&self.waker);
+        match Pin::new(&mut self.payload).poll_next(&mut cx) {
+            Poll::Ready(Some(Ok(chunk))) => Poll::Ready(Some(chunk)),
+            Poll::Ready(_) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// A connection future and its waker.
+struct Task {
+    job: Cell<Option<Job>>,
+    signal: Arc<Signal>,
+    waker: Waker,
+    /// In the keeper's list.
+    watched: Cell<bool>,
+}
+
+impl Task {
+    /// Polls the connection future if something woke it since it was last polled. A future
+    /// that panics is not polled again (it is dropped on the way out).
+    fn run(&self) {
+        if !self.signal.woken.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let Some(mut job) = self.job.take() else {
+            return;
+        };
+        if job
+            .as_mut()
+            .poll(&mut Context::from_waker(&self.waker))
+            .is_pending()
+        {
+            self.job.set(Some(job));
+        }
+    }
+
+    /// The body is done with: an unfinished future goes to the keeper.
+    fn hand_off(&self) {
+        self.signal.handed_over.store(false, Ordering::SeqCst);
+        if let Some(job) = self.job.take() {
+            keeper(|k| k.adopt(job));
+        }
+    }
+}
+
+/// The response body of a server connection: drains the session's outbound queue, and runs the
+/// connection future whenever it is pulled (see the module docs).
+pub(crate) struct Driven {
+    body: Body,
+    task: Rc<Task>,
+}
+
+impl Driven {
+    /// `job` makes the connection future from the request payload. Must be called on an
+    /// actix worker (inside its `LocalSet`): the upgrade handler.
+    pub(crate) fn new<F: Future<Output = ()> + 'static>(
+        body: Body,
+        payload: actix_http::Payload,
+        job: impl FnOnce(Payload) -> F,
+    ) -> Self {
+        let mut bell = None;
+        keeper(|k| {
+            k.start();
+            bell = Some(k.bell.clone());
+        });
+        let signal = Arc::new(Signal {
+            woken: AtomicBool::new(true), // the first pull runs `on_open`
+            waker: AtomicWaker::new(),
+            handed_over: AtomicBool::new(false),
+            bell: bell.unwrap_or_default(),
+        });
+        let payload = Payload {
+            payload,
+            waker: Waker::from(Arc::new(Quiet(signal.clone()))),
+        };
+        let task = Rc::new(Task {
+            job: Cell::new(Some(Box::pin(job(payload)))),
+            waker: Waker::from(signal.clone()),
+            signal,
+            watched: Cell::new(false),
+        });
+        Self { body, task }
+    }
+}
+
+impl MessageBody for Driven {
+    type Error = Dropped;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        let task = &this.task;
+        let signal = &task.signal;
+        if signal.handed_over.load(Ordering::Relaxed) {
+            signal.handed_over.store(false, Ordering::SeqCst);
+        }
+        signal.waker.register(cx.waker());
+        crate::session::outbound::pulling(this.body.outbound(), || task.run());
+        let pulled = Pin::new(&mut this.body).poll_next(cx);
+        match &pulled {
+            Poll::Ready(Some(Ok(_))) => {
+                signal.handed_over.store(true, Ordering::SeqCst);
+                if !task.watched.replace(true) {
+                    keeper(|k| k.watch(task.clone()));
+                }
+                if signal.woken.load(Ordering::SeqCst) {
+                    // Woken as the data was handed over: whoever pulls next, or the keeper.
+                    signal.bell.ring();
+                }
+            }
+            Poll::Ready(_) => {
+                // Ended: the future usually finishes now (`on_close`), else the keeper runs it.
+                task.run();
+                task.hand_off();
+            }
+            Poll::Pending => {}
+        }
+        pulled
+    }
+}
+
+impl Drop for Driven {
+    fn drop(&mut self) {
+        self.task.hand_off();
+    }
+}
+
+/// Rung (from any thread) when a connection future whose body is not being pulled is woken.
+#[derive(Default)]
+struct Bell {
+    rung: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Bell {
+    fn ring(&self) {
+        self.rung.store(true, Ordering::SeqCst);
+        self.waker.wake();
+    }
+}
+
+/// Per worker thread: runs connection futures whose body is gone, and those of bodies
+/// actix-http is not pulling.
+struct Keeper {
+    running: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+    adopted: RefCell<Vec<Job>>,
+    /// Bodies whose last pull handed data over (some may have been pulled since).
+    watched: RefCell<Vec<Rc<Task>>>,
+    /// `watched`'s length at which it is pruned next.
+    prune_at: Cell<usize>,
+    bell: Arc<Bell>,
+}
+
+thread_local! {
+    static KEEPER: Rc<Keeper> = Rc::new(Keeper {
+        running: Cell::new(false),
+        waker: RefCell::new(None),
+        adopted: RefCell::new(Vec::new()),
+        watched: RefCell::new(Vec::new()),
+        prune_at: Cell::new(64),
+        bell: Arc::default(),
+    });
+}
+
+/// `f` with this thread's keeper; nothing once the thread is being torn down.
+fn keeper(f: impl FnOnce(&Rc<Keeper>)) {
+    let _ = KEEPER.try_with(f);
+}
+
+/// Marks the keeper stopped when its task is dropped (its runtime shut down): the next
+/// connection on this thread starts a new one. What it held belonged to the old runtime.
+struct Running(Rc<Keeper>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.set(false);
+        self.0.waker.borrow_mut().take();
+        let adopted = std::mem::take(&mut *self.0.adopted.borrow_mut());
+        let watched = std::mem::take(&mut *self.0.watched.borrow_mut());
+        drop(adopted);
+        for task in watched {
+            task.watched.set(false);
+        }
+    }
+}
+
+impl Keeper {
+    fn start(self: &Rc<Self>) {
+        if self.running.replace(true) {
+            return;
+        }
+        let running = Running(self.clone());
+        actix_web::rt::spawn(async move {
+            let keeper = &running.0;
+            let mut jobs: FuturesUnordered<Job> = FuturesUnordered::new();
+            std::future::poll_fn(|cx| {
+                *keeper.waker.borrow_mut() = Some(cx.waker().clone());
+                keeper.bell.waker.register(cx.waker());
+                loop {
+                    if keeper.bell.rung.swap(false, Ordering::SeqCst) {
+                        keeper.look();
+                    }
+                    jobs.extend(keeper.adopted.borrow_mut().drain(..));
+                    while let Poll::Ready(Some(())) = jobs.poll_next_unpin(cx) {}
+                    if !keeper.bell.rung.load(Ordering::SeqCst) {
+                        return Poll::<()>::Pending;
+                    }
+                }
+            })
+            .await;
+        });
+    }
+
+    fn adopt(&self, job: Job) {
+        if !self.running.get() {
+            return; // its runtime is gone (dropped with the job)
+        }
+        self.adopted.borrow_mut().push(job);
+        if let Some(w) = self.waker.borrow().as_ref() {
+            w.wake_by_ref();
+        }
+    }
+
+    fn watch(&self, task: Rc<Task>) {
+        let mut watched = self.watched.borrow_mut();
+        if watched.len() >= self.prune_at.get() {
+            // Amortised: the list never holds many more than the bodies handing data over.
+            watched.retain(|t| {
+                let keep = t.signal.handed_over.load(Ordering::SeqCst);
+                t.watched.set(keep);
+                keep
+            });
+            self.prune_at.set((watched.len() * 2).max(64));
+        }
+        watched.push(task);
+    }
+
+    /// The bell rang: the connection futures of bodies not being pulled that were woken are
+    /// polled here; bodies pulled since they were watched leave the list.
+    fn look(&self) {
+        let watched = std::mem::take(&mut *self.watched.borrow_mut());
+        let mut kept = Vec::with_capacity(watched.len());
+        for task in watched {
+            if !task.signal.handed_over.load(Ordering::SeqCst) {
+                task.watched.set(false);
+                continue;
+            }
+            task.run();
+            kept.push(task);
+        }
+        // Tasks watched meanwhile (by bodies pulled while this ran) are kept too.
+        let mut watched = self.watched.borrow_mut();
+        kept.append(&mut watched);
+        *watched = kept;
+    }
+}
