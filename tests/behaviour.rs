@@ -297,8 +297,39 @@ impl Flood {
     }
 }
 
+/// Released by `an_on_close_that_waits_runs_to_its_end_after_the_connection_is_gone`.
+static LINGER_RELEASE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// An `on_close` that waits for the test (the connection is gone by then).
+#[derive(Default)]
+struct Linger {
+    log: Option<web::Data<Log>>,
+}
+
+#[server_endpoint("/linger", heartbeat = false)]
+impl Linger {
+    #[on_open]
+    fn open(log: web::Data<Log>) -> Self {
+        Self { log: Some(log) }
+    }
+
+    #[on_message]
+    fn text(&mut self, msg: String) -> String {
+        msg
+    }
+
+    #[on_close]
+    async fn close(&mut self, reason: CloseReason) {
+        let log = self.log.as_ref().expect("opened");
+        log.push(format!("closing:{}", reason.code_u16()));
+        LINGER_RELEASE.notified().await;
+        log.push(String::from("closed"));
+    }
+}
+
 fn app(cfg: &mut web::ServiceConfig) {
     cfg.service(Probe::endpoint())
+        .service(Linger::endpoint())
         .service(TextOnly::endpoint())
         .service(Calc::endpoint())
         .service(Timed::endpoint())
@@ -360,6 +391,37 @@ async fn peer_close_is_echoed_and_on_close_runs_once() {
     assert_eq!(srv.log.count("close:"), 1, "{:?}", srv.log.events());
     assert_eq!(srv.log.count("error:"), 0);
     srv.stop().await;
+}
+
+#[tokio::test]
+async fn an_on_close_that_waits_runs_to_its_end_after_the_connection_is_gone() {
+    let srv = start(app);
+    let mut raw = Raw::connect(srv.addr, "/linger").await;
+    raw.send_frame(0x81, b"hi").await;
+    let mut payload = 1000u16.to_be_bytes().to_vec();
+    payload.extend_from_slice(b"bye");
+    raw.send_frame(0x88, &payload).await;
+    // The echo, then the close answered, then TCP closed, while `on_close` is still waiting.
+    assert_eq!(raw.expect_close().await.0, 1000);
+    raw.expect_eof().await;
+    assert_eq!(srv.log.wait_for("closing:").await, "closing:1000");
+    assert_eq!(srv.log.count("closed"), 0);
+    assert_eq!(Linger::hub().count(), 1, "registered until on_close ends");
+    // Released: the rest of `on_close` runs (on the worker's keeper), once.
+    LINGER_RELEASE.notify_one();
+    assert_eq!(srv.log.wait_for("closed").await, "closed");
+    wait_until_no_linger_session().await;
+    assert_eq!(srv.log.count("closing:"), 1);
+    assert_eq!(srv.log.count("closed"), 1);
+    srv.stop().await;
+}
+
+async fn wait_until_no_linger_session() {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Linger::hub().count() > 0 {
+        assert!(Instant::now() < deadline, "a session stayed registered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]

@@ -1,9 +1,10 @@
-//! The per-connection task: on_open, the receive loop, limits, timers, and exactly one on_close.
+//! The connection future: on_open, the receive loop, limits, timers, and exactly one on_close.
 //!
-//! It reads the request payload's chunks, feeds them to the [`Decoder`](crate::wire::Decoder)
-//! and runs the handlers one at a time, in arrival order. Replies and other sends go to the
-//! session's outbound queue, which the response body drains (see `session::outbound`): this
-//! task never writes to the socket itself.
+//! It reads the peer's byte stream, feeds it to the [`Decoder`](crate::wire::Decoder) and runs
+//! the handlers one at a time, in arrival order. Replies and other sends go to the session's
+//! outbound queue, which the response body drains (see `session::outbound`): it never writes to
+//! the socket itself. On the server it has no task of its own: the response body runs it each
+//! time actix-http pulls the body (see `drive`); a client runs it on its connection's thread.
 
 use std::{
     any::Any,
@@ -210,7 +211,7 @@ impl Timers {
     }
 }
 
-/// The connection task. `guard` (the server's registration and admission) lives until it
+/// The connection future. `guard` (the server's registration and admission) lives until it
 /// returns; `opened` is called once `on_open` has run (or the instance could not be made).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn run<E: Endpoint, P: Input>(

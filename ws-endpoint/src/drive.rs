@@ -14,8 +14,12 @@
 //!   (send timeout, heartbeat) or a close from another task would never be acted on. When a
 //!   body has handed data over and not been pulled since, a wake-up of its connection future
 //!   also wakes the keeper, which polls that future: it is the future that then drops the peer
-//!   (`Session::shutdown_stalled_socket`). A connection whose body is pulled as usual never
-//!   wakes the keeper.
+//!   (`Session::shutdown_stalled_socket`). A connection whose body actix-http pulls again at
+//!   once (small messages, a fast reader) does not wake the keeper; one that waits on the socket
+//!   now and then (large messages, back-pressure) may have some of its wake-ups handled there.
+//!   With `h1_allow_half_closed(false)` (not actix-web's default) actix-http stops pulling the
+//!   body once the peer half-closes; a send that then waits for room is not timed out until the
+//!   kernel gives up on the peer.
 //! - **The end.** When the body ends (everything written, or the connection failed) or is
 //!   dropped while the connection future has not finished (`on_close` still to run, or running),
 //!   the future is handed to the keeper, which runs it to its end.
@@ -48,6 +52,8 @@ struct Signal {
     /// The body's last pull handed data over: actix-http pulls again only once its write buffer
     /// has room (the socket took what it had), so a wake-up rings the keeper's bell too.
     handed_over: AtomicBool,
+    /// The body is gone: the keeper runs the future, with its own wakers.
+    adopted: AtomicBool,
     bell: Arc<Bell>,
 }
 
@@ -87,15 +93,22 @@ impl Wake for Quiet {
     }
 }
 
-/// The request payload (the peer's bytes), polled with the [`Quiet`] waker.
+/// The request payload (the peer's bytes), polled with the [`Quiet`] waker while the body
+/// runs the connection future, and with the caller's once the keeper has adopted it.
 pub(crate) struct Payload {
     payload: actix_http::Payload,
     waker: Waker,
+    signal: Arc<Signal>,
 }
 
 impl crate::connection::Input for Payload {
-    fn poll_chunk(&mut self, _cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        let mut cx = Context::from_waker(&self.waker);
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let quiet = Context::from_waker(&self.waker);
+        let mut cx = if self.signal.adopted.load(Ordering::Relaxed) {
+            Context::from_waker(cx.waker())
+        } else {
+            quiet
+        };
         match Pin::new(&mut self.payload).poll_next(&mut cx) {
             Poll::Ready(Some(Ok(chunk))) => Poll::Ready(Some(chunk)),
             Poll::Ready(_) => Poll::Ready(None),
@@ -136,6 +149,7 @@ impl Task {
     fn hand_off(&self) {
         self.signal.handed_over.store(false, Ordering::SeqCst);
         if let Some(job) = self.job.take() {
+            self.signal.adopted.store(true, Ordering::SeqCst);
             keeper(|k| k.adopt(job));
         }
     }
@@ -165,11 +179,13 @@ impl Driven {
             woken: AtomicBool::new(true), // the first pull runs `on_open`
             waker: AtomicWaker::new(),
             handed_over: AtomicBool::new(false),
+            adopted: AtomicBool::new(false),
             bell: bell.unwrap_or_default(),
         });
         let payload = Payload {
             payload,
             waker: Waker::from(Arc::new(Quiet(signal.clone()))),
+            signal: signal.clone(),
         };
         let task = Rc::new(Task {
             job: Cell::new(Some(Box::pin(job(payload)))),
@@ -227,6 +243,24 @@ impl Drop for Driven {
     fn drop(&mut self) {
         self.task.hand_off();
     }
+}
+
+/// An adopted future whose panic ends it alone, not the keeper.
+fn guard(job: Job) -> Job {
+    Box::pin(async move {
+        if let Err(panic) =
+            futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(job)).await
+        {
+            log_panic(panic);
+        }
+    })
+}
+
+fn log_panic(panic: Box<dyn std::any::Any + Send>) {
+    tracing::error!(
+        panic = crate::connection::panic_message(panic),
+        "a WebSocket connection's future panicked"
+    );
 }
 
 /// Rung (from any thread) when a connection future whose body is not being pulled is woken.
@@ -301,16 +335,16 @@ impl Keeper {
             std::future::poll_fn(|cx| {
                 *keeper.waker.borrow_mut() = Some(cx.waker().clone());
                 keeper.bell.waker.register(cx.waker());
-                loop {
-                    if keeper.bell.rung.swap(false, Ordering::SeqCst) {
-                        keeper.look();
-                    }
-                    jobs.extend(keeper.adopted.borrow_mut().drain(..));
-                    while let Poll::Ready(Some(())) = jobs.poll_next_unpin(cx) {}
-                    if !keeper.bell.rung.load(Ordering::SeqCst) {
-                        return Poll::<()>::Pending;
-                    }
+                if keeper.bell.rung.swap(false, Ordering::SeqCst) {
+                    keeper.look();
                 }
+                jobs.extend(keeper.adopted.borrow_mut().drain(..).map(guard));
+                while let Poll::Ready(Some(())) = jobs.poll_next_unpin(cx) {}
+                if keeper.bell.rung.load(Ordering::SeqCst) {
+                    // Rung again meanwhile: once more, after the worker's other tasks.
+                    cx.waker().wake_by_ref();
+                }
+                Poll::<()>::Pending
             })
             .await;
         });
@@ -321,8 +355,9 @@ impl Keeper {
             return; // its runtime is gone (dropped with the job)
         }
         self.adopted.borrow_mut().push(job);
-        if let Some(w) = self.waker.borrow().as_ref() {
-            w.wake_by_ref();
+        let waker = self.waker.borrow().clone();
+        if let Some(w) = waker {
+            w.wake();
         }
     }
 
@@ -350,7 +385,12 @@ impl Keeper {
                 task.watched.set(false);
                 continue;
             }
-            task.run();
+            // A panic outside the handlers (they are caught already) ends that connection only.
+            if let Err(panic) =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.run()))
+            {
+                log_panic(panic);
+            }
             kept.push(task);
         }
         // Tasks watched meanwhile (by bodies pulled while this ran) are kept too.

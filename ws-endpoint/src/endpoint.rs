@@ -23,7 +23,7 @@ pub type Params = Box<dyn Any>;
 /// a private extractor type on a public endpoint is fine).
 pub type OpenArgs = Box<dyn Any>;
 
-/// What [`Endpoint::open`] gives the connection task.
+/// What [`Endpoint::open`] gives the connection future.
 pub enum Opened<E> {
     /// The instance exists and `on_open` went well.
     Open(E),

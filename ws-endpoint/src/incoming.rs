@@ -2,7 +2,7 @@
 //! `#[on_message]` handler that takes a message as it arrives (JSR 356 `InputStream` /
 //! `Reader`).
 //!
-//! The connection task hands the handler its stream at the message's first frame and feeds it
+//! The connection future hands the handler its stream at the message's first frame and feeds it
 //! chunk by chunk from the socket, through a channel of [`DEPTH`] chunks: while the handler
 //! does not read, the socket is not read either (backpressure), so a message far larger than
 //! memory (`max_message_size = "4GiB"`) costs a few chunks of memory.
@@ -33,7 +33,7 @@ pub(crate) const DEPTH: usize = 2;
 
 /// What a stream's chunks come from.
 enum Source {
-    /// The connection task, chunk by chunk; the flag says the message's last chunk was sent
+    /// The connection future, chunk by chunk; the flag says the message's last chunk was sent
     /// (a channel that ends without it is a message cut short: `Truncated`).
     Channel(
         mpsc::Receiver<Result<Bytes, EndpointError>>,
@@ -44,7 +44,7 @@ enum Source {
     Once(Option<Bytes>),
 }
 
-/// The receiving end the connection task feeds (hidden: only the expansion names it).
+/// The receiving end the connection future feeds (hidden: only the expansion names it).
 #[doc(hidden)]
 pub struct Incoming {
     source: Source,
@@ -85,7 +85,7 @@ impl Incoming {
 /// A payload built from a stream (implemented by [`BinaryStream`] and [`TextStream`]).
 #[doc(hidden)]
 pub trait StreamPayload: MessagePayload {
-    /// The payload over the chunks the connection task sends.
+    /// The payload over the chunks the connection future sends.
     fn from_stream(incoming: Incoming) -> Self;
 }
 

@@ -115,7 +115,7 @@ pub(crate) fn shutting_down() -> bool {
 }
 
 /// A session's place in the registry: registered on creation, removed when dropped (however
-/// the connection task ends, even if it is dropped before its first poll).
+/// the connection future ends, even if it is dropped before its first poll).
 pub(crate) struct Registered(SessionId);
 
 impl Registered {

@@ -1,6 +1,6 @@
 //! The actix-web side of an endpoint: [`EndpointService`] (an `HttpServiceFactory`), the
-//! handshake checks, and the upgrade, after which the connection task and the response body
-//! carry every frame.
+//! handshake checks, and the upgrade, after which the response body (running the connection
+//! future) carries every frame.
 
 use std::{any::TypeId, marker::PhantomData, sync::Arc, time::Duration};
 
@@ -253,8 +253,8 @@ impl<E: Endpoint> HttpServiceFactory for EndpointService<E> {
     }
 }
 
-/// The actix-web handler: validates the handshake, runs the extractors, upgrades, and spawns the
-/// connection task.
+/// The actix-web handler: validates the handshake, runs the extractors, upgrades, and makes the
+/// response body that runs the connection future.
 async fn upgrade<E: Endpoint>(
     req: HttpRequest,
     payload: web::Payload,
@@ -313,7 +313,7 @@ async fn upgrade<E: Endpoint>(
     let payload = payload.into_inner();
 
     // actix-ws performs the handshake (key, version, subprotocol, the 101 response); every
-    // frame after it is ours: the request payload goes to the connection task's decoder, the
+    // frame after it is ours: the request payload goes to the connection future's decoder, the
     // response body is the session's outbound queue. actix-ws's own channel and stream are
     // dropped unused.
     let empty = web::Payload::from_request(&req, &mut actix_web::dev::Payload::None).await?;
@@ -369,8 +369,8 @@ async fn upgrade<E: Endpoint>(
     );
     session.adopt_properties(std::mem::take(&mut handshake.properties));
     let body = Body::new(session.inner.out.clone());
-    // Registered before the task is spawned, and unregistered when the guard drops: even a
-    // task dropped before its first poll leaves no session behind.
+    // Registered before the connection future is made, and unregistered when the guard drops:
+    // even a future dropped before its first poll leaves no session behind.
     let registered = registry::Registered::new(&session);
 
     let mut decoder = Decoder::new(

@@ -71,7 +71,7 @@ pub(crate) struct SessionSettings {
     pub(crate) deflate: Option<SendDeflate>,
 }
 
-/// Per-session settings changed by a handler, waiting for the connection task. `None` fields
+/// Per-session settings changed by a handler, waiting for the connection future. `None` fields
 /// are unchanged.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct SessionChanges {
@@ -108,7 +108,7 @@ pub(crate) struct Inner {
     pub(crate) out: Arc<Outbound>,
     open: AtomicBool,
     close_request: Mutex<Option<CloseReason>>,
-    /// Wakes the connection task when a close begins (cheaper than a `Notify` per loop turn).
+    /// Wakes the connection future when a close begins (cheaper than a `Notify` per loop turn).
     pub(crate) close_waker: AtomicWaker,
     info: HandshakeInfo,
     properties: Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
@@ -320,7 +320,7 @@ impl Session {
 
     /// Sets this session's limit for text messages (JSR 356 `setMaxTextMessageBufferSize`);
     /// a larger one closes the session with 1009. Applies to the frames read after the
-    /// connection task's next turn. Ignored if the endpoint takes no text (1003).
+    /// connection future's next turn. Ignored if the endpoint takes no text (1003).
     pub fn set_max_text_message_size(&self, bytes: usize) {
         self.change(|c| c.max_text = Some(bytes));
     }
@@ -334,11 +334,11 @@ impl Session {
     fn change(&self, f: impl FnOnce(&mut SessionChanges)) {
         f(lock(&self.inner.changes).get_or_insert_with(SessionChanges::default));
         self.inner.changed.store(true, Ordering::Release);
-        // The connection task looks at changes when it wakes (see `connection::closing`).
+        // The connection future looks at changes when it wakes (see `connection::closing`).
         self.inner.close_waker.wake();
     }
 
-    /// Takes the pending changes (the connection task).
+    /// Takes the pending changes (the connection future).
     pub(crate) fn take_changes(&self) -> Option<SessionChanges> {
         if !self.inner.changed.load(Ordering::Acquire) {
             return None;
@@ -347,7 +347,7 @@ impl Session {
         lock(&self.inner.changes).take()
     }
 
-    /// Whether changes are pending (cheap check for the connection task's loop).
+    /// Whether changes are pending (cheap check for the connection future's loop).
     pub(crate) fn has_changes(&self) -> bool {
         self.inner.changed.load(Ordering::Acquire)
     }
@@ -613,7 +613,7 @@ impl Session {
     /// actix-http pulls the response body only while its write buffer has room, so a peer that
     /// stopped reading keeps it from ever seeing the body's error. Only TCP connections served
     /// with [`WsServerExt::with_ws_defaults`](crate::WsServerExt::with_ws_defaults) carry the
-    /// descriptor. Called from the connection task, which runs on the same worker thread as the
+    /// descriptor. Called from the connection future, which runs on the same worker thread as the
     /// connection's dispatcher: while the body is alive the dispatcher, and so the socket, is.
     pub(crate) fn shutdown_stalled_socket(&self) {
         #[cfg(unix)]

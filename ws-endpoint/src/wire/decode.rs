@@ -110,7 +110,7 @@ pub enum Event {
 /// Most a frame header can make the decoder reserve ahead of its payload.
 const RESERVE_CAP: u64 = 1 << 20;
 
-/// Binary messages whose first frame is at most this long are decoded into the shared block.
+/// Binary messages of one frame of at most this many bytes are decoded into the shared block.
 const ARENA_MESSAGE: u64 = 2 * 1024;
 /// The shared block's size: a block is reused in place once every message cut from it is gone
 /// (an echo's steady state), and replaced when it is full and some are still held.
@@ -423,7 +423,9 @@ impl Decoder {
                         started: false,
                         size: 0,
                         inflated: 0,
+                        // Whole in one frame: the block never grows past its size.
                         arena: kind == DataKind::Binary
+                            && header.fin
                             && !header.rsv1
                             && self.mode(kind) == Assembly::Messages
                             && header.len <= ARENA_MESSAGE,
@@ -524,12 +526,7 @@ impl Decoder {
             return Ok(None);
         }
         if cur.arena {
-            let message = self.arena.split().freeze();
-            if self.arena.capacity() > ARENA {
-                // Grown by a fragmented message: small messages are not to pin a large block.
-                self.arena = BytesMut::new();
-            }
-            return Ok(Some(Event::Binary(message)));
+            return Ok(Some(Event::Binary(self.arena.split().freeze())));
         }
         let payload = std::mem::take(&mut self.data);
         if partial.compressed {
@@ -750,7 +747,7 @@ mod tests {
     }
 
     #[test]
-    fn a_fragmented_binary_message_that_outgrows_the_block_is_whole() {
+    fn a_fragmented_binary_message_is_whole_and_leaves_the_block_as_it_was() {
         let m = [5, 6, 7, 8];
         let mut s = frame(OpCode::Binary, false, &[1; 100], m);
         s.extend(frame(OpCode::Continuation, false, &[2; 20_000], m));
@@ -758,6 +755,12 @@ mod tests {
         s.extend(frame(OpCode::Binary, true, &[4; 10], m));
         let (events, err) = run(&s, &[7, 150, 9000]);
         assert_eq!(err, None);
+        // Fragmented: its own buffer (the shared block is for messages of one frame, so it
+        // never grows past its 8 KiB).
+        let mut d = Decoder::new(Role::Server, LIMITS);
+        let mut input = &s[..];
+        assert!(d.decode(&mut input).unwrap().is_some());
+        assert_eq!(d.arena.capacity(), 0);
         let mut want = vec![1; 100];
         want.extend([2; 20_000]);
         want.extend([3; 5]);

@@ -188,7 +188,11 @@ pub fn apply_mask(data: &mut [u8], mask: [u8; 4], offset: usize) {
 }
 
 /// A growable byte buffer the decoder writes payloads into.
-pub(crate) trait Sink {
+///
+/// # Safety
+/// `spare` returns the buffer's spare capacity, at least `n` long after `reserve_more(n)`, and
+/// `grow(n)` makes the first `n` bytes of it part of the buffer: `extend_unmasked` relies on both.
+pub(crate) unsafe trait Sink {
     fn reserve_more(&mut self, n: usize);
     fn extend(&mut self, src: &[u8]);
     /// The spare capacity, at least as long as the last `reserve_more`.
@@ -198,7 +202,8 @@ pub(crate) trait Sink {
     unsafe fn grow(&mut self, n: usize);
 }
 
-impl Sink for Vec<u8> {
+// SAFETY: `Vec`'s own spare capacity and `set_len`.
+unsafe impl Sink for Vec<u8> {
     fn reserve_more(&mut self, n: usize) {
         self.reserve(n);
     }
@@ -214,7 +219,8 @@ impl Sink for Vec<u8> {
     }
 }
 
-impl Sink for bytes::BytesMut {
+// SAFETY: `BytesMut`'s own spare capacity and `set_len`.
+unsafe impl Sink for bytes::BytesMut {
     fn reserve_more(&mut self, n: usize) {
         self.reserve(n);
     }

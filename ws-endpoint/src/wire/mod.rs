@@ -1,7 +1,7 @@
 //! RFC 6455 on bytes only: frame headers, masking, the close codes allowed on the wire, UTF-8,
 //! and the decoder that turns a byte stream (cut anywhere) into messages and control frames.
 //!
-//! Nothing here knows about actix, tokio or sessions: the connection task feeds the decoder the
+//! Nothing here knows about actix, tokio or sessions: the connection future feeds the decoder the
 //! chunks it reads and writes what the encoder produces. The seams the next layers need are here
 //! too: RSV1 per frame (permessage-deflate), the frame mask (a client masks what it sends and
 //! refuses masked frames), frames handed over as they arrive ([`Assembly::Frames`], for
