@@ -60,7 +60,7 @@ pub struct Limits {
 pub enum Event {
     /// A whole text message, validated.
     Text(String),
-    /// A whole binary message. A small one (up to 2 KiB) shares an 8 KiB block with the
+    /// A whole binary message. A small one (one frame, up to 2 KiB) shares an 8 KiB block with the
     /// messages decoded around it (no allocation per message): holding on to it keeps its
     /// block alive, as a `Bytes` cut from any read buffer does.
     Binary(Bytes),
