@@ -36,8 +36,9 @@ use crate::wire::{Header, OpCode, MAX_HEADER};
 /// Most bytes of one chunk of a large payload handed to actix-http at a time (it copies each
 /// chunk into its write buffer, so this is also what a chunk adds to that buffer): a large
 /// message costs one write system call per 256 KiB. Measured on a 1 MiB echo: 64 KiB slices
-/// spent twice the system time per message of 256 KiB ones (on loopback every write runs the
-/// receiver's side of TCP too), 32 KiB slices 15 % more again.
+/// spent about twice the system time per message of 256 KiB ones (on loopback every write runs
+/// the receiver's side of TCP too); earlier, 32 KiB slices spent 15 % more than one chunk per
+/// message.
 pub(crate) const SLICE: usize = 256 * 1024;
 /// Frames up to this payload size are copied into the batch; larger ones are handed over as
 /// slices of their own `Bytes`.
