@@ -144,6 +144,56 @@ async fn broadcast_to_all_to_all_but_the_sender_and_to_rooms() {
     srv.stop().await;
 }
 
+/// A room's broadcasts share one member list until the membership changes: each join, leave
+/// and close since the last broadcast is seen by the next one.
+#[tokio::test]
+async fn a_room_broadcast_follows_joins_leaves_and_closes_since_the_last_one() {
+    let _serial = SERIAL.lock().await;
+    let srv = start(app);
+    let mut a = connect(&srv.url("/room/red")).await;
+    let mut b = connect(&srv.url("/room/red")).await;
+    let mut c = connect(&srv.url("/room/blue")).await;
+    send_text(&mut c, "room:red:one").await;
+    assert_eq!(recv_text(&mut a).await, "one");
+    assert_eq!(recv_text(&mut b).await, "one");
+    send_text(&mut c, "room:red:two").await; // the same members: the same list
+    assert_eq!(recv_text(&mut a).await, "two");
+    assert_eq!(recv_text(&mut b).await, "two");
+    assert!(quiet(&mut c).await, "c is not in red yet");
+
+    send_text(&mut c, "join:red").await;
+    assert_eq!(recv_text(&mut c).await, "joined:true");
+    send_text(&mut a, "room:red:three").await;
+    for ws in [&mut a, &mut b, &mut c] {
+        assert_eq!(
+            recv_text(ws).await,
+            "three",
+            "a member that joined since gets it too"
+        );
+    }
+
+    send_text(&mut b, "leave:red").await;
+    assert_eq!(recv_text(&mut b).await, "left:true");
+    send_text(&mut a, "room:red:four").await;
+    assert_eq!(recv_text(&mut a).await, "four");
+    assert_eq!(recv_text(&mut c).await, "four");
+    assert!(
+        quiet(&mut b).await,
+        "b left red and still got its broadcast"
+    );
+
+    c.close(None).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while Room::hub().room_members("red").len() != 1 {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let delivery = Room::hub().to_room("red", "five").unwrap();
+    assert_eq!((delivery.sent, delivery.closed), (1, 0), "{delivery:?}");
+    assert_eq!(recv_text(&mut a).await, "five");
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn a_task_outside_the_handlers_pushes_to_a_room() {
     let _serial = SERIAL.lock().await;

@@ -460,7 +460,7 @@ async fn receive<E: Endpoint, P: Input>(
             Message::Binary(b) => metrics.received(false, b.len()),
             Message::Pong(_) => {}
         }
-        if !matches!(msg, Message::Pong(_)) {
+        if limiter.is_some() && !matches!(msg, Message::Pong(_)) {
             if let Some(reason) = admit_message(ep, session, &limiter).await {
                 return reason;
             }

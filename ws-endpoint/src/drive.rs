@@ -54,6 +54,9 @@ struct Signal {
     handed_over: AtomicBool,
     /// The body is gone: the keeper runs the future, with its own wakers.
     adopted: AtomicBool,
+    /// In the keeper's list (read and written on the worker's thread only; here rather than
+    /// in [`Task`] so that a pull touches one allocation, not two).
+    watched: AtomicBool,
     bell: Arc<Bell>,
 }
 
@@ -122,8 +125,6 @@ struct Task {
     job: Cell<Option<Job>>,
     signal: Arc<Signal>,
     waker: Waker,
-    /// In the keeper's list.
-    watched: Cell<bool>,
 }
 
 impl Task {
@@ -160,6 +161,8 @@ impl Task {
 pub(crate) struct Driven {
     body: Body,
     task: Rc<Task>,
+    /// The task's signal, reached without going through the task: most pulls need no more.
+    signal: Arc<Signal>,
 }
 
 impl Driven {
@@ -180,6 +183,7 @@ impl Driven {
             waker: AtomicWaker::new(),
             handed_over: AtomicBool::new(false),
             adopted: AtomicBool::new(false),
+            watched: AtomicBool::new(false),
             bell: bell.unwrap_or_default(),
         });
         let payload = Payload {
@@ -190,10 +194,9 @@ impl Driven {
         let task = Rc::new(Task {
             job: Cell::new(Some(Box::pin(job(payload)))),
             waker: Waker::from(signal.clone()),
-            signal,
-            watched: Cell::new(false),
+            signal: signal.clone(),
         });
-        Self { body, task }
+        Self { body, task, signal }
     }
 }
 
@@ -209,19 +212,22 @@ impl MessageBody for Driven {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.get_mut();
-        let task = &this.task;
-        let signal = &task.signal;
+        let signal = &this.signal;
         if signal.handed_over.load(Ordering::Relaxed) {
             signal.handed_over.store(false, Ordering::SeqCst);
         }
         signal.waker.register(cx.waker());
-        crate::session::outbound::pulling(this.body.outbound(), || task.run());
+        // (A plain load on x86; `run` swaps it.)
+        if signal.woken.load(Ordering::SeqCst) {
+            let task = &this.task;
+            crate::session::outbound::pulling(this.body.outbound(), || task.run());
+        }
         let pulled = Pin::new(&mut this.body).poll_next(cx);
         match &pulled {
             Poll::Ready(Some(Ok(_))) => {
                 signal.handed_over.store(true, Ordering::SeqCst);
-                if !task.watched.replace(true) {
-                    keeper(|k| k.watch(task.clone()));
+                if !signal.watched.swap(true, Ordering::Relaxed) {
+                    keeper(|k| k.watch(this.task.clone()));
                 }
                 if signal.woken.load(Ordering::SeqCst) {
                     // Woken as the data was handed over: whoever pulls next, or the keeper.
@@ -230,8 +236,8 @@ impl MessageBody for Driven {
             }
             Poll::Ready(_) => {
                 // Ended: the future usually finishes now (`on_close`), else the keeper runs it.
-                task.run();
-                task.hand_off();
+                this.task.run();
+                this.task.hand_off();
             }
             Poll::Pending => {}
         }
@@ -318,7 +324,7 @@ impl Drop for Running {
         let watched = std::mem::take(&mut *self.0.watched.borrow_mut());
         drop(adopted);
         for task in watched {
-            task.watched.set(false);
+            task.signal.watched.store(false, Ordering::Relaxed);
         }
     }
 }
@@ -367,7 +373,7 @@ impl Keeper {
             // Amortised: the list never holds many more than the bodies handing data over.
             watched.retain(|t| {
                 let keep = t.signal.handed_over.load(Ordering::SeqCst);
-                t.watched.set(keep);
+                t.signal.watched.store(keep, Ordering::Relaxed);
                 keep
             });
             self.prune_at.set((watched.len() * 2).max(64));
@@ -382,7 +388,7 @@ impl Keeper {
         let mut kept = Vec::with_capacity(watched.len());
         for task in watched {
             if !task.signal.handed_over.load(Ordering::SeqCst) {
-                task.watched.set(false);
+                task.signal.watched.store(false, Ordering::Relaxed);
                 continue;
             }
             // A panic outside the handlers (they are caught already) ends that connection only.

@@ -3,21 +3,52 @@
 //! expansion makes with the user's spans. Not public API: the macro expands into these through
 //! `__private_0_1`; they live here so that the compiler's notes name `ws_endpoint::handler`.
 
-use std::{future::Future, marker::PhantomData};
+use std::{
+    future::Future,
+    marker::PhantomData,
+    pin::Pin,
+    task::{Context, Poll},
+};
 
 use actix_web::{Error as ActixError, FromRequest, HttpRequest};
 
 use crate::{
     error::{EndpointError, MessageKind},
     message::{HandlerReturn, MessagePayload},
-    session::Session,
+    session::{self, Session},
 };
 
-/// Sends a handler's return value back to the peer.
-pub async fn reply<R: HandlerReturn>(session: &Session, ret: R) -> Result<(), EndpointError> {
-    match ret.into_reply()? {
-        None => Ok(()),
-        Some(msg) => session.reply(msg).await.map_err(Into::into),
+/// Sends a handler's return value back to the peer: queued before this returns when the
+/// queue has room (the future is then ready at once), else the future waits for room.
+pub fn reply<R: HandlerReturn>(session: &Session, ret: R) -> Reply<'_> {
+    Reply(match ret.into_reply() {
+        Err(err) => Outcome::Done(Some(Err(err))),
+        Ok(None) => Outcome::Done(Some(Ok(()))),
+        Ok(Some(msg)) => match session.reply(msg) {
+            session::Reply::Done(result) => Outcome::Done(Some(result.map_err(Into::into))),
+            session::Reply::Waiting(waiting) => Outcome::Waiting(waiting),
+        },
+    })
+}
+
+/// The future of [`reply`]: a handler's return value queued, or waiting for room.
+#[must_use = "the reply is sent only once this is awaited"]
+pub struct Reply<'a>(Outcome<'a>);
+
+enum Outcome<'a> {
+    Done(Option<Result<(), EndpointError>>),
+    Waiting(session::Waiting<'a>),
+}
+
+impl Future for Reply<'_> {
+    type Output = Result<(), EndpointError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().0 {
+            // Taken once; a future polled again after it completed has nothing more to do.
+            Outcome::Done(result) => Poll::Ready(result.take().unwrap_or(Ok(()))),
+            Outcome::Waiting(waiting) => waiting.as_mut().poll(cx).map_err(Into::into),
+        }
     }
 }
 

@@ -38,7 +38,11 @@
 //! }
 //! ```
 
-use std::{any::TypeId, fmt, sync::OnceLock};
+use std::{
+    any::TypeId,
+    fmt,
+    sync::{Arc, OnceLock},
+};
 
 use bytes::Bytes;
 
@@ -236,12 +240,17 @@ impl Hub {
         let t = registry::table();
         t.rooms
             .get(&(self.endpoint, room.to_owned()))
-            .map(|ids| {
-                ids.iter()
-                    .filter_map(|id| t.sessions.get(id).cloned())
-                    .collect()
-            })
+            .map(|members| members.sessions().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// The members of `room` as the list broadcasts share (see [`registry::Room`]).
+    fn room_snapshot(&self, room: &str) -> Arc<[Session]> {
+        registry::table()
+            .rooms
+            .get_mut(&(self.endpoint, room.to_owned()))
+            .map(|members| members.snapshot())
+            .unwrap_or_else(|| Arc::new([]))
     }
 
     /// The rooms that have members, sorted.
@@ -299,7 +308,7 @@ impl Hub {
     /// Sends `msg` to every member of `room`, here and in the other processes.
     pub fn to_room(&self, room: &str, msg: impl Sendable) -> Result<Delivery, SendError> {
         let prepared = prepare(msg)?;
-        let delivery = deliver(&self.room_members(room), &prepared);
+        let delivery = deliver(self.room_snapshot(room).iter(), &prepared);
         self.publish(Target::Room(room), &prepared);
         Ok(delivery)
     }
@@ -313,12 +322,8 @@ impl Hub {
     ) -> Result<Delivery, SendError> {
         let prepared = prepare(msg)?;
         let id = except.id();
-        let targets: Vec<Session> = self
-            .room_members(room)
-            .into_iter()
-            .filter(|s| s.id() != id)
-            .collect();
-        let delivery = deliver(&targets, &prepared);
+        let members = self.room_snapshot(room);
+        let delivery = deliver(members.iter().filter(|s| s.id() != id), &prepared);
         self.publish(Target::Room(room), &prepared);
         Ok(delivery)
     }
@@ -445,10 +450,10 @@ pub(crate) fn deliver_remote(endpoint: &str, target: RemoteTarget, text: bool, p
         return; // no session of that endpoint has ever opened here
     };
     let hub = Hub::for_type(type_id, name);
-    let targets = match target {
-        RemoteTarget::All => hub.sessions(),
-        RemoteTarget::Room(room) => hub.room_members(&room),
-        RemoteTarget::User(user) => hub.user_sessions(&user),
+    let targets: Arc<[Session]> = match target {
+        RemoteTarget::All => hub.sessions().into(),
+        RemoteTarget::Room(room) => hub.room_snapshot(&room),
+        RemoteTarget::User(user) => hub.user_sessions(&user).into(),
         RemoteTarget::Session(id) if id.node == registry::node() => registry::table()
             .sessions
             .get(&SessionId(id.session))
@@ -459,12 +464,15 @@ pub(crate) fn deliver_remote(endpoint: &str, target: RemoteTarget, text: bool, p
         RemoteTarget::Session(_) => return, // another node's session
     };
     let opcode = if text { OpCode::Text } else { OpCode::Binary };
-    deliver(&targets, &OutFrame::new(opcode, payload));
+    deliver(targets.iter(), &OutFrame::new(opcode, payload));
 }
 
 /// Queues a broadcast for `targets`, never waiting: a session whose queue is full gets the
 /// endpoint's `slow_consumer` policy.
-pub(crate) fn deliver(targets: &[Session], frame: &OutFrame) -> Delivery {
+pub(crate) fn deliver<'a>(
+    targets: impl IntoIterator<Item = &'a Session>,
+    frame: &OutFrame,
+) -> Delivery {
     deliver_or(targets, frame, None)
 }
 
@@ -476,7 +484,11 @@ pub(crate) fn deliver_recorded(targets: &[Session], frame: &OutFrame) {
     deliver_or(targets, frame, Some(SlowConsumer::Close));
 }
 
-fn deliver_or(targets: &[Session], frame: &OutFrame, policy: Option<SlowConsumer>) -> Delivery {
+fn deliver_or<'a>(
+    targets: impl IntoIterator<Item = &'a Session>,
+    frame: &OutFrame,
+    policy: Option<SlowConsumer>,
+) -> Delivery {
     let mut delivery = Delivery::default();
     // Compressed once per set of permessage-deflate parameters, not once per session.
     let mut shared = Shared::new(frame.clone());
@@ -566,7 +578,7 @@ impl Session {
                 capacity,
             });
         }
-        members.insert(id);
+        members.insert(id, self.clone());
         t.memberships.entry(id).or_default().insert(room.to_owned());
         drop(t);
         registry::presence_changed();
@@ -643,7 +655,7 @@ fn join(session: &Session, room: &str) -> bool {
     t.rooms
         .entry((session.inner.endpoint, room.to_owned()))
         .or_default()
-        .insert(id);
+        .insert(id, session.clone());
     let joined = t.memberships.entry(id).or_default().insert(room.to_owned());
     drop(t);
     if joined {

@@ -2,8 +2,8 @@
 
 use std::{
     any::TypeId,
-    collections::{BTreeSet, HashMap},
-    sync::{LazyLock, Mutex},
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::{Arc, LazyLock, Mutex},
     time::Duration,
 };
 
@@ -18,12 +18,64 @@ use crate::{
 #[derive(Default)]
 pub(crate) struct Table {
     pub(crate) sessions: HashMap<SessionId, Session>,
-    pub(crate) rooms: HashMap<(TypeId, String), BTreeSet<SessionId>>,
+    /// The members of each room, with their handles (a broadcast to a room looks nothing up).
+    pub(crate) rooms: HashMap<(TypeId, String), Room>,
     pub(crate) memberships: HashMap<SessionId, BTreeSet<String>>,
     /// The user key of each session that has one (`Session::set_user`).
     pub(crate) users: HashMap<SessionId, String>,
     /// Endpoint type names seen here, for broadcasts from other processes.
     pub(crate) names: HashMap<&'static str, (TypeId, &'static str)>,
+}
+
+/// The members of a room, with their handles, and the list a broadcast to the room goes through
+/// (made at the first broadcast after a change, then shared by every broadcast until the next:
+/// a broadcast to a room of 10,000 looks nothing up and copies no handle).
+#[derive(Default)]
+pub(crate) struct Room {
+    members: BTreeMap<SessionId, Session>,
+    snapshot: Option<Arc<[Session]>>,
+}
+
+impl Room {
+    /// Adds a member; `false` if it was one already.
+    pub(crate) fn insert(&mut self, id: SessionId, session: Session) -> bool {
+        if self.members.contains_key(&id) {
+            return false;
+        }
+        self.members.insert(id, session);
+        self.snapshot = None;
+        true
+    }
+
+    pub(crate) fn remove(&mut self, id: &SessionId) {
+        if self.members.remove(id).is_some() {
+            self.snapshot = None;
+        }
+    }
+
+    pub(crate) fn contains(&self, id: &SessionId) -> bool {
+        self.members.contains_key(id)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// The members, in the order of their ids.
+    pub(crate) fn sessions(&self) -> impl Iterator<Item = &Session> {
+        self.members.values()
+    }
+
+    /// The members now, as one shared list.
+    pub(crate) fn snapshot(&mut self) -> Arc<[Session]> {
+        self.snapshot
+            .get_or_insert_with(|| self.members.values().cloned().collect())
+            .clone()
+    }
 }
 
 struct Registry {

@@ -4,7 +4,9 @@ use std::{
     any::{Any, TypeId},
     collections::HashMap,
     fmt,
+    future::Future,
     net::SocketAddr,
+    pin::Pin,
     str::FromStr,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -35,6 +37,16 @@ pub use outbound::{
 pub(crate) use outbound::{Body, OutFrame, Outbound, Refused, SendDeflate, Shared};
 pub(crate) use writer::PartialOut;
 pub use writer::{BinaryWriter, TextWriter};
+
+/// A handler's reply, queued at once or waiting for room ([`Session::reply`]).
+pub(crate) enum Reply<'a> {
+    /// Queued, or refused: the outcome.
+    Done(Result<(), SendError>),
+    /// Waiting for room in the queue.
+    Waiting(Waiting<'a>),
+}
+
+pub(crate) type Waiting<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + 'a>>;
 
 /// A session's identifier, unique in the process (JSR 356 `Session.getId()`).
 ///
@@ -547,21 +559,35 @@ impl Session {
 
     /// Sends a handler's reply: queued at once when there is room (no await on the common
     /// path), otherwise waiting like any send.
-    pub(crate) async fn reply(&self, msg: Message) -> Result<(), SendError> {
+    /// Queues a handler's reply: at once when there is room (no future is built: the common
+    /// case costs a push), otherwise the returned future waits as [`Session::send`] does.
+    pub(crate) fn reply(&self, msg: Message) -> Reply<'_> {
         if !self.is_open() {
-            return Err(SendError::Closed);
+            return Reply::Done(Err(SendError::Closed));
         }
         let frame = OutFrame::message(msg);
         let (opcode, len) = (frame.opcode, frame.payload.len());
-        match self.inner.out.push(frame) {
-            Ok(()) => {}
-            Err(Refused::Closed) => return Err(SendError::Closed),
-            Err(Refused::Full(frame)) => Box::pin(self.queue_waiting(frame)).await?,
-            Err(Refused::Behind(frame)) => Box::pin(self.queue_behind(frame)).await?,
-        }
-        self.inner.metrics.sent(opcode, len);
-        self.touch();
-        Ok(())
+        let waiting = match self.inner.out.push(frame) {
+            Ok(()) => {
+                self.inner.metrics.sent(opcode, len);
+                self.touch();
+                return Reply::Done(Ok(()));
+            }
+            Err(Refused::Closed) => return Reply::Done(Err(SendError::Closed)),
+            Err(Refused::Full(frame)) => Box::pin(async move {
+                self.queue_waiting(frame).await?;
+                self.inner.metrics.sent(opcode, len);
+                self.touch();
+                Ok(())
+            }) as Waiting<'_>,
+            Err(Refused::Behind(frame)) => Box::pin(async move {
+                self.queue_behind(frame).await?;
+                self.inner.metrics.sent(opcode, len);
+                self.touch();
+                Ok(())
+            }),
+        };
+        Reply::Waiting(waiting)
     }
 
     pub(crate) async fn send_message(&self, msg: Message) -> Result<(), SendError> {

@@ -200,7 +200,18 @@ impl OutFrame {
             len: self.payload.len() as u64,
         }
         .encode(&mut raw);
-        out.extend_from_slice(&raw[..n]);
+        // All of `raw` is copied when there is room (a fixed-size copy, no call to memmove for
+        // a few bytes), of which the header's `n` count.
+        match out.spare_capacity_mut().get_mut(..MAX_HEADER) {
+            Some(spare) => {
+                for (to, from) in spare.iter_mut().zip(raw) {
+                    to.write(from);
+                }
+                // SAFETY: the `n <= MAX_HEADER` bytes past the length were just written.
+                unsafe { out.set_len(out.len() + n) };
+            }
+            None => out.extend_from_slice(&raw[..n]),
+        }
     }
 }
 
