@@ -32,7 +32,7 @@ pub fn reply<R: HandlerReturn>(session: &Session, ret: R) -> Reply<'_> {
 }
 
 /// The future of [`reply`]: a handler's return value queued, or waiting for room.
-#[must_use = "the reply is sent only once this is awaited"]
+#[must_use = "a reply that waits for room in the queue is sent only once this is awaited"]
 pub struct Reply<'a>(Outcome<'a>);
 
 enum Outcome<'a> {

@@ -245,12 +245,11 @@ impl Hub {
     }
 
     /// The members of `room` as the list broadcasts share (see [`registry::Room`]).
-    fn room_snapshot(&self, room: &str) -> Arc<[Session]> {
+    fn room_snapshot(&self, room: &str) -> Option<Arc<[Session]>> {
         registry::table()
             .rooms
             .get_mut(&(self.endpoint, room.to_owned()))
             .map(|members| members.snapshot())
-            .unwrap_or_else(|| Arc::new([]))
     }
 
     /// The rooms that have members, sorted.
@@ -308,7 +307,8 @@ impl Hub {
     /// Sends `msg` to every member of `room`, here and in the other processes.
     pub fn to_room(&self, room: &str, msg: impl Sendable) -> Result<Delivery, SendError> {
         let prepared = prepare(msg)?;
-        let delivery = deliver(self.room_snapshot(room).iter(), &prepared);
+        let members = self.room_snapshot(room);
+        let delivery = deliver(members.iter().flat_map(|m| m.iter()), &prepared);
         self.publish(Target::Room(room), &prepared);
         Ok(delivery)
     }
@@ -323,7 +323,11 @@ impl Hub {
         let prepared = prepare(msg)?;
         let id = except.id();
         let members = self.room_snapshot(room);
-        let delivery = deliver(members.iter().filter(|s| s.id() != id), &prepared);
+        let others = members
+            .iter()
+            .flat_map(|m| m.iter())
+            .filter(|s| s.id() != id);
+        let delivery = deliver(others, &prepared);
         self.publish(Target::Room(room), &prepared);
         Ok(delivery)
     }
@@ -450,17 +454,31 @@ pub(crate) fn deliver_remote(endpoint: &str, target: RemoteTarget, text: bool, p
         return; // no session of that endpoint has ever opened here
     };
     let hub = Hub::for_type(type_id, name);
-    let targets: Arc<[Session]> = match target {
-        RemoteTarget::All => hub.sessions().into(),
-        RemoteTarget::Room(room) => hub.room_snapshot(&room),
-        RemoteTarget::User(user) => hub.user_sessions(&user).into(),
-        RemoteTarget::Session(id) if id.node == registry::node() => registry::table()
-            .sessions
-            .get(&SessionId(id.session))
-            .filter(|s| s.inner.endpoint == type_id)
-            .cloned()
-            .into_iter()
-            .collect(),
+    let room: Option<Arc<[Session]>>;
+    let listed: Vec<Session>;
+    let targets: &[Session] = match target {
+        RemoteTarget::All => {
+            listed = hub.sessions();
+            &listed
+        }
+        RemoteTarget::Room(name) => {
+            room = hub.room_snapshot(&name);
+            room.as_deref().unwrap_or_default()
+        }
+        RemoteTarget::User(user) => {
+            listed = hub.user_sessions(&user);
+            &listed
+        }
+        RemoteTarget::Session(id) if id.node == registry::node() => {
+            listed = registry::table()
+                .sessions
+                .get(&SessionId(id.session))
+                .filter(|s| s.inner.endpoint == type_id)
+                .cloned()
+                .into_iter()
+                .collect();
+            &listed
+        }
         RemoteTarget::Session(_) => return, // another node's session
     };
     let opcode = if text { OpCode::Text } else { OpCode::Binary };

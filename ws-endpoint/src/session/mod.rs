@@ -46,7 +46,7 @@ pub(crate) enum Reply<'a> {
     Waiting(Waiting<'a>),
 }
 
-pub(crate) type Waiting<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + 'a>>;
+pub(crate) type Waiting<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
 
 /// A session's identifier, unique in the process (JSR 356 `Session.getId()`).
 ///
@@ -557,8 +557,6 @@ impl Session {
         self.queue(frame, data).await
     }
 
-    /// Sends a handler's reply: queued at once when there is room (no await on the common
-    /// path), otherwise waiting like any send.
     /// Queues a handler's reply: at once when there is room (no future is built: the common
     /// case costs a push), otherwise the returned future waits as [`Session::send`] does.
     pub(crate) fn reply(&self, msg: Message) -> Reply<'_> {
