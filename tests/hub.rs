@@ -98,13 +98,31 @@ async fn quiet(ws: &mut Ws) -> bool {
         .is_err()
 }
 
+/// Two clients in room red (`a`, `b`) and one in blue (`c`).
+async fn red_red_blue(srv: &TestServer) -> (Ws, Ws, Ws) {
+    let a = connect(&srv.url("/room/red")).await;
+    let b = connect(&srv.url("/room/red")).await;
+    let c = connect(&srv.url("/room/blue")).await;
+    (a, b, c)
+}
+
+/// Waits until `room` has `n` members here (a closed client leaves once the server saw it go).
+async fn members_become(room: &str, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while Room::hub().room_members(room).len() != n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{room} never had {n} members"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn broadcast_to_all_to_all_but_the_sender_and_to_rooms() {
     let _serial = SERIAL.lock().await;
     let srv = start(app);
-    let mut a = connect(&srv.url("/room/red")).await;
-    let mut b = connect(&srv.url("/room/red")).await;
-    let mut c = connect(&srv.url("/room/blue")).await;
+    let (mut a, mut b, mut c) = red_red_blue(&srv).await;
     send_text(&mut a, "count").await;
     assert_eq!(recv_text(&mut a).await, "count:3:3");
 
@@ -135,11 +153,7 @@ async fn broadcast_to_all_to_all_but_the_sender_and_to_rooms() {
     send_text(&mut c, "leave:blue").await;
     assert_eq!(recv_text(&mut c).await, "left:true");
     drop(b);
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while Room::hub().room_members("red").len() != 2 {
-        assert!(std::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    members_become("red", 2).await;
     assert_eq!(Room::hub().rooms(), vec!["red".to_string()]);
     srv.stop().await;
 }
@@ -150,9 +164,7 @@ async fn broadcast_to_all_to_all_but_the_sender_and_to_rooms() {
 async fn a_room_broadcast_follows_joins_leaves_and_closes_since_the_last_one() {
     let _serial = SERIAL.lock().await;
     let srv = start(app);
-    let mut a = connect(&srv.url("/room/red")).await;
-    let mut b = connect(&srv.url("/room/red")).await;
-    let mut c = connect(&srv.url("/room/blue")).await;
+    let (mut a, mut b, mut c) = red_red_blue(&srv).await;
     send_text(&mut c, "room:red:one").await;
     assert_eq!(recv_text(&mut a).await, "one");
     assert_eq!(recv_text(&mut b).await, "one");
@@ -183,11 +195,7 @@ async fn a_room_broadcast_follows_joins_leaves_and_closes_since_the_last_one() {
     );
 
     c.close(None).await.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while Room::hub().room_members("red").len() != 1 {
-        assert!(std::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    members_become("red", 1).await;
     let delivery = Room::hub().to_room("red", "five").unwrap();
     assert_eq!((delivery.sent, delivery.closed), (1, 0), "{delivery:?}");
     assert_eq!(recv_text(&mut a).await, "five");
