@@ -565,27 +565,18 @@ impl Session {
         }
         let frame = OutFrame::message(msg);
         let (opcode, len) = (frame.opcode, frame.payload.len());
-        let waiting = match self.inner.out.push(frame) {
+        match self.inner.out.push(frame) {
             Ok(()) => {
                 self.inner.metrics.sent(opcode, len);
                 self.touch();
-                return Reply::Done(Ok(()));
+                Reply::Done(Ok(()))
             }
-            Err(Refused::Closed) => return Reply::Done(Err(SendError::Closed)),
-            Err(Refused::Full(frame)) => Box::pin(async move {
-                self.queue_waiting(frame).await?;
-                self.inner.metrics.sent(opcode, len);
-                self.touch();
-                Ok(())
-            }) as Waiting<'_>,
-            Err(Refused::Behind(frame)) => Box::pin(async move {
-                self.queue_behind(frame).await?;
-                self.inner.metrics.sent(opcode, len);
-                self.touch();
-                Ok(())
-            }),
-        };
-        Reply::Waiting(waiting)
+            Err(Refused::Closed) => Reply::Done(Err(SendError::Closed)),
+            // No room: a send as any other, which waits (and counts the frame once queued).
+            Err(Refused::Full(frame) | Refused::Behind(frame)) => {
+                Reply::Waiting(Box::pin(self.queue(frame, true)))
+            }
+        }
     }
 
     pub(crate) async fn send_message(&self, msg: Message) -> Result<(), SendError> {
